@@ -1,0 +1,14 @@
+//! p2pd: the basics of P2PD (a Python async P2P networking library) in Rust.
+//!
+//! # Layout
+//! - [`net`]: the networking core (tokio, no Rhai): IP ranges, routes, interfaces,
+//!   STUN, NAT classification, addresses and pipes. Usable on its own from Rust.
+//! - [`script`]: binds `net` to the Rhai engine through a cancellable async bridge.
+//! - [`repl`]: the line-editor front end (history, completion, colour, help).
+//!
+//! Dependencies only point down: `main -> repl -> script -> net`. `net` never names
+//! Rhai, `script` never touches rustyline, `repl` never opens a socket.
+
+pub mod net;
+pub mod repl;
+pub mod script;

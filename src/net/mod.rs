@@ -1,0 +1,11 @@
+//! The networking core: everything that touches addresses and sockets, with no
+//! scripting types. Each submodule holds one concept.
+
+pub mod address;
+pub mod config;
+pub mod interface;
+pub mod ip_range;
+pub mod nat;
+pub mod pipe;
+pub mod route;
+pub mod stun;

@@ -1,0 +1,2 @@
+//! Pipes: TCP/UDP clients and servers with subscription queues.
+
