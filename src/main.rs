@@ -1,1 +1,168 @@
-fn main() {}
+//! `p2pd-repl`: the command line. Parses arguments, picks a mode (REPL, script file,
+//! one-shot `-e`, stdin script) and maps the outcome to an exit code. Everything
+//! else lives in the `p2pd` library.
+
+use clap::Parser;
+use p2pd::repl::{self, ReplOptions};
+use p2pd::script::{Cancel, Session, Sink, StdSink};
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Exit codes, as documented in `--help`.
+mod exit {
+    pub const OK: i32 = 0;
+    pub const SCRIPT_ERROR: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  p2pd-repl                          open the REPL
+  p2pd-repl scripts/google.rhai      run a script
+  p2pd-repl script.rhai a b          run a script; it sees ARGS == [\"a\", \"b\"]
+  p2pd-repl -e 'print(1 + 1)'        run one piece of code
+  echo 'print(1)' | p2pd-repl        run stdin as a script
+
+Exit codes: 0 ok, 1 script error, 2 usage error, 130 interrupted (Ctrl-C).";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "p2pd-repl",
+    version,
+    about = "P2PD's basics (interfaces, routes, STUN, NAT, pipes) in an async Rhai shell",
+    after_help = EXAMPLES
+)]
+struct Args {
+    /// Run CODE instead of a file or the REPL.
+    #[arg(
+        short = 'e',
+        long = "eval",
+        value_name = "CODE",
+        conflicts_with = "file"
+    )]
+    eval: Option<String>,
+
+    /// Turn colour off (so does the NO_COLOR environment variable).
+    #[arg(long)]
+    no_color: bool,
+
+    /// Script to run; without one, the REPL opens (or stdin runs, if it is not a terminal).
+    file: Option<PathBuf>,
+
+    /// Arguments passed to the script as ARGS.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+fn main() {
+    std::process::exit(run());
+}
+
+fn run() -> i32 {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("p2pd-runtime")
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("p2pd-repl: cannot start the async runtime: {e}");
+            return exit::SCRIPT_ERROR;
+        }
+    };
+    let cancel = Cancel::new();
+    let interactive = args.eval.is_none() && args.file.is_none() && std::io::stdin().is_terminal();
+    listen_for_interrupts(&runtime, cancel.clone(), !interactive);
+
+    let colour_ok = !args.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let handle = runtime.handle().clone();
+
+    let code = if interactive {
+        let opts = ReplOptions {
+            colour: colour_ok && std::io::stdout().is_terminal(),
+            history: repl::history::default_history_path(),
+        };
+        repl::run(opts, |sink| Session::new(handle, cancel, sink, &args.args))
+    } else {
+        let (name, source) = match load_source(&args) {
+            Ok(s) => s,
+            Err(msg) => {
+                eprintln!("p2pd-repl: {msg}");
+                return exit::USAGE;
+            }
+        };
+        let sink: Arc<dyn Sink> = Arc::new(StdSink);
+        let mut session = Session::new(handle, cancel, sink.clone(), &args.args);
+        match session.eval(&source) {
+            Ok(_) => exit::OK,
+            Err(e) if e.interrupted => {
+                eprintln!("KeyboardInterrupt");
+                exit::INTERRUPTED
+            }
+            Err(e) => {
+                let text = e.render(&name, &source);
+                let colour = colour_ok && std::io::stderr().is_terminal();
+                eprintln!("{}", if colour { paint_red(&text) } else { text });
+                exit::SCRIPT_ERROR
+            }
+        }
+    };
+    // Pending timers and sockets are dropped with the runtime, as asyncio.run does.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    code
+}
+
+fn paint_red(text: &str) -> String {
+    use owo_colors::OwoColorize;
+    text.red().to_string()
+}
+
+/// The script's display name and text, from `-e`, a file or stdin.
+fn load_source(args: &Args) -> Result<(String, String), String> {
+    if let Some(code) = &args.eval {
+        return Ok(("<eval>".into(), code.clone()));
+    }
+    if let Some(path) = &args.file {
+        return std::fs::read_to_string(path)
+            .map(|s| (path.display().to_string(), s))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()));
+    }
+    let mut src = String::new();
+    std::io::stdin()
+        .read_to_string(&mut src)
+        .map_err(|e| format!("cannot read stdin: {e}"))?;
+    Ok(("<stdin>".into(), src))
+}
+
+/// SIGINT trips the cancel flag; in script mode a second one exits at once.
+fn listen_for_interrupts(runtime: &tokio::runtime::Runtime, cancel: Cancel, script_mode: bool) {
+    // Registered before any user code runs, so an early Ctrl-C is never the default kill.
+    let _enter = runtime.enter();
+    let Ok(mut sigint) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    else {
+        return;
+    };
+    runtime.spawn(async move {
+        while sigint.recv().await.is_some() {
+            if cancel.trip() >= 2 && script_mode {
+                eprintln!("KeyboardInterrupt");
+                std::process::exit(exit::INTERRUPTED);
+            }
+        }
+    });
+}

@@ -1,1 +1,170 @@
-//! REPL front end.
+//! The interactive front end: a `python3 -m asyncio`-like REPL over a [`Session`].
+//!
+//! Three threads cooperate:
+//! - the editor thread runs rustyline (history, completion, colour, multi-line input)
+//!   and sends each finished input over a channel, then waits until it has run;
+//! - the script thread (the caller's) owns the session; between inputs it keeps
+//!   running callbacks posted by the runtime, so timers and pipe callbacks fire while
+//!   the prompt waits;
+//! - the printer thread writes output above the prompt (see [`printer`]).
+//!
+//! Ctrl-C at the prompt clears the line (rustyline reads it as a key in raw mode);
+//! during an evaluation the terminal is in cooked mode, so it arrives as SIGINT and
+//! trips the session's cancel flag instead.
+
+pub mod helper;
+pub mod highlight;
+pub mod history;
+pub mod printer;
+
+use crate::script::{Session, Sink, StdSink};
+use helper::{Names, ShellHelper};
+use owo_colors::OwoColorize;
+use rustyline::error::ReadlineError;
+use rustyline::history::FileHistory;
+use rustyline::{CompletionType, Config, Editor};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+
+pub const PROMPT: &str = ">>> ";
+pub const CONTINUATION: &str = "... ";
+
+pub struct ReplOptions {
+    pub colour: bool,
+    pub history: Option<PathBuf>,
+}
+
+enum Input {
+    Line(String),
+    Eof,
+}
+
+/// Runs the REPL until Ctrl-D. `make_session` receives the output sink to use.
+pub fn run(opts: ReplOptions, make_session: impl FnOnce(Arc<dyn Sink>) -> Session) -> i32 {
+    let config = Config::builder()
+        .completion_type(CompletionType::List)
+        .auto_add_history(false)
+        .build();
+    let mut editor: Editor<ShellHelper, FileHistory> = match Editor::with_config(config) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("p2pd-repl: cannot start the line editor: {e}");
+            return 1;
+        }
+    };
+    let names = Arc::new(RwLock::new(Names::default()));
+    editor.set_helper(Some(ShellHelper {
+        names: names.clone(),
+        colour: opts.colour,
+    }));
+    if let Some(path) = &opts.history {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = editor.load_history(path);
+    }
+    let sink: Arc<dyn Sink> = match editor.create_external_printer() {
+        Ok(p) => Arc::new(printer::PromptSink::start(p, opts.colour)),
+        Err(_) => Arc::new(StdSink),
+    };
+    let mut session = make_session(sink.clone());
+    refresh_names(&session, &names);
+
+    let banner = format!(
+        "p2pd-repl {} (Rhai {}) - `await` works at top level. help() for help, Ctrl-D to exit.",
+        env!("CARGO_PKG_VERSION"),
+        "1.27"
+    );
+    sink.out(&banner);
+
+    let (line_tx, mut line_rx) = mpsc::channel::<Input>(1);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let cancel = session.cancel().clone();
+    let history = opts.history.clone();
+    let editor_thread = std::thread::Builder::new()
+        .name("editor".into())
+        .spawn(move || {
+            loop {
+                match editor.readline(PROMPT) {
+                    Ok(line) => {
+                        if line.trim().is_empty() {
+                            continue;
+                        }
+                        let _ = editor.add_history_entry(line.as_str());
+                        if let Some(path) = &history {
+                            let _ = editor.append_history(path);
+                        }
+                        if line_tx.blocking_send(Input::Line(line)).is_err()
+                            || done_rx.recv().is_err()
+                        {
+                            break;
+                        }
+                    }
+                    // Clears the line; also stops a callback that is running while idle.
+                    Err(ReadlineError::Interrupted) => {
+                        cancel.trip();
+                    }
+                    Err(_) => {
+                        let _ = line_tx.blocking_send(Input::Eof);
+                        break;
+                    }
+                }
+            }
+        })
+        .expect("spawn the editor thread");
+
+    while let Some(Input::Line(src)) = session.idle(line_rx.recv()) {
+        match session.eval_line(&src) {
+            Ok(Some(echo)) => sink.out(&echo),
+            Ok(None) => {}
+            Err(e) if e.interrupted => {
+                let text = "KeyboardInterrupt";
+                sink.err(&if opts.colour {
+                    text.yellow().to_string()
+                } else {
+                    text.into()
+                });
+            }
+            Err(e) => {
+                let text = e.render("<stdin>", &src);
+                sink.err(&if opts.colour {
+                    text.red().to_string()
+                } else {
+                    text
+                });
+            }
+        }
+        refresh_names(&session, &names);
+        if done_tx.send(()).is_err() {
+            break;
+        }
+    }
+    drop(done_tx);
+    let _ = editor_thread.join();
+    0
+}
+
+const KEYWORDS: &[&str] = &[
+    "let", "const", "fn", "if", "else", "while", "loop", "for", "in", "return", "throw", "try",
+    "catch", "break", "continue", "true", "false", "await", "switch",
+];
+
+fn refresh_names(session: &Session, names: &RwLock<Names>) {
+    let help = &session.engine().help;
+    let mut n = names.write().unwrap_or_else(|p| p.into_inner());
+    n.globals.clear();
+    n.methods.clear();
+    n.globals.extend(KEYWORDS.iter().map(|k| k.to_string()));
+    n.globals.extend(session.completion_names());
+    for (name, h) in &help.entries {
+        if h.method {
+            n.methods.insert(name.clone());
+        } else {
+            n.globals.insert(name.clone());
+        }
+    }
+    // Rhai can call any function as a method on its first argument.
+    let globals: Vec<String> = n.globals.iter().cloned().collect();
+    n.methods.extend(globals);
+}

@@ -1,1 +1,26 @@
-//! Rhai bindings.
+//! Rhai bindings: the `net` core made scriptable, plus the shell's own functions.
+//!
+//! `bridge` lets a synchronous Rhai call await a tokio future (cancellably, running
+//! callbacks meanwhile); `engine` builds the engine; `session` keeps state between
+//! inputs. Every other file binds one area and registers through
+//! [`registry::Registrar`], which will not take a function without its help.
+
+pub mod args;
+pub mod bridge;
+pub mod bytes;
+pub mod cancel;
+pub mod engine;
+pub mod error;
+pub mod lexer;
+pub mod registry;
+pub mod session;
+pub mod shell;
+pub mod sink;
+pub mod task;
+pub mod timers;
+
+pub use bytes::Bytes;
+pub use cancel::Cancel;
+pub use error::ScriptError;
+pub use session::Session;
+pub use sink::{MemorySink, Sink, StdSink};

@@ -1,2 +1,1 @@
 //! Pipes: TCP/UDP clients and servers with subscription queues.
-

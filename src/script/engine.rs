@@ -1,0 +1,142 @@
+//! Builds the Rhai engine every front end uses: the REPL, script runs and tests.
+//!
+//! Besides registering each area's functions, it installs the three language
+//! extensions the tutorial needs:
+//! - `await EXPR`: custom syntax calling `__await` (see `task.rs`);
+//! - `b"..."` byte literals: `lexer.rs` rewrites the `b` to a marker that a custom
+//!   syntax turns into [`Bytes`](super::bytes::Bytes) (see [`compile`]);
+//! - constants (`TCP`, `IP4`, `ARGS`...) resolved by `on_var`, because constants pushed
+//!   into a scope are invisible inside `fn` bodies. The same hook lets `help(sleep)`
+//!   work: an unknown variable that names a function becomes a function pointer.
+//!
+//! Ctrl-C reaches pure-Rhai loops through `on_progress`, which polls the same flag
+//! the async bridge waits on.
+
+use super::bridge::Bridge;
+use super::bytes;
+use super::registry::{Constants, HelpIndex, Registrar};
+use super::sink::Sink;
+use super::{shell, task, timers};
+use rhai::{AST, Dynamic, Engine, FnPtr, ParseError, Scope};
+use std::sync::{Arc, OnceLock};
+
+/// An engine plus what the front ends need to know about it.
+pub struct ShellEngine {
+    pub engine: Engine,
+    pub help: Arc<HelpIndex>,
+    pub constants: Arc<Constants>,
+}
+
+/// What a binding area gets when it registers.
+pub struct BindContext {
+    pub sink: Arc<dyn Sink>,
+    pub bridge: Arc<Bridge>,
+}
+
+/// A binding area: one file under `script/`, one entry in [`AREAS`].
+type Area = fn(&mut Registrar, &BindContext);
+
+/// Every bound area, in the order `help()` lists them. Adding an area is one line here.
+const AREAS: &[Area] = &[bytes_area, task_area, timers_area];
+
+fn bytes_area(reg: &mut Registrar, _: &BindContext) {
+    bytes::register(reg);
+}
+fn task_area(reg: &mut Registrar, _: &BindContext) {
+    task::register(reg);
+}
+fn timers_area(reg: &mut Registrar, _: &BindContext) {
+    timers::register(reg);
+}
+
+pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, args: &[String]) -> ShellEngine {
+    let mut engine = Engine::new();
+    engine.set_default_tag(Dynamic::from(bridge.clone()));
+    // Deep recursion in a user's function must error, not overflow the thread stack.
+    engine.set_max_call_levels(256);
+
+    let cancel = bridge.cancel().clone();
+    engine.on_progress(move |_| {
+        cancel
+            .is_tripped()
+            .then(|| Dynamic::from("KeyboardInterrupt"))
+    });
+    let out = sink.clone();
+    engine.on_print(move |s| out.out(s));
+    let out = sink.clone();
+    engine.on_debug(move |s, _, _| out.out(s));
+
+    install_await(&mut engine);
+    install_byte_literal(&mut engine);
+
+    let help_slot: Arc<OnceLock<Arc<HelpIndex>>> = Arc::new(OnceLock::new());
+    let ctx = BindContext {
+        sink: sink.clone(),
+        bridge,
+    };
+    let (help, constants) = {
+        let mut reg = Registrar::new(&mut engine);
+        shell::register(&mut reg, sink, help_slot.clone());
+        for area in AREAS {
+            area(&mut reg, &ctx);
+        }
+        let argv: rhai::Array = args.iter().map(|a| Dynamic::from(a.clone())).collect();
+        reg.constant(
+            "ARGS",
+            argv,
+            "the script's command-line arguments (array of strings)",
+        );
+        reg.finish()
+    };
+    let _ = help_slot.set(help.clone());
+    install_names(&mut engine, help.clone(), constants.clone());
+
+    ShellEngine {
+        engine,
+        help,
+        constants,
+    }
+}
+
+fn install_await(engine: &mut Engine) {
+    engine
+        .register_custom_syntax(["await", "$expr$"], false, |ctx, inputs| {
+            let value = ctx.eval_expression_tree(&inputs[0])?;
+            ctx.call_fn::<Dynamic>("__await", (value,))
+        })
+        .expect("the await syntax is valid");
+}
+
+fn install_byte_literal(engine: &mut Engine) {
+    let marker = super::lexer::BYTES_MARKER.to_string();
+    engine
+        .register_custom_syntax([marker.as_str(), "$string$"], false, |_, inputs| {
+            let text = inputs[0].get_string_value().unwrap_or_default();
+            bytes::from_literal(text)
+                .map(Dynamic::from)
+                .map_err(|e| e.into())
+        })
+        .expect("the byte literal syntax is valid");
+}
+
+#[allow(deprecated)] // `on_var` is marked volatile, not deprecated.
+fn install_names(engine: &mut Engine, help: Arc<HelpIndex>, constants: Arc<Constants>) {
+    engine.on_var(move |name, _, ctx| {
+        if ctx.scope().contains(name) {
+            return Ok(None);
+        }
+        if let Some(v) = constants.get(name) {
+            return Ok(Some(v.clone()));
+        }
+        if help.get(name).is_some() {
+            return Ok(FnPtr::new(name).ok().map(Dynamic::from));
+        }
+        Ok(None)
+    });
+}
+
+/// Compiles source the way every front end must: byte literals first.
+pub fn compile(engine: &Engine, scope: &Scope, src: &str) -> Result<AST, ParseError> {
+    let src = super::lexer::rewrite_byte_literals(src);
+    engine.compile_with_scope(scope, src.as_ref())
+}

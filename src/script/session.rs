@@ -1,0 +1,145 @@
+//! A scripting session: one engine, one scope and the functions defined so far.
+//!
+//! Both front ends drive it: the REPL feeds it one input at a time, a script run
+//! feeds it a whole file. An input is a transaction: it runs against a copy of the
+//! scope, and only when it succeeds do its variables and `fn` definitions become part
+//! of the session, so a failing line (or one stopped with Ctrl-C) leaves every
+//! variable exactly as it was. Objects shared by handle (an open pipe) are not copied:
+//! they stay open and usable.
+
+use super::bridge::{Bridge, IdleWake, Job};
+use super::cancel::Cancel;
+use super::engine::{self, ShellEngine};
+use super::error::{ScriptError, message_of};
+use super::sink::Sink;
+use rhai::{AST, Dynamic, Scope};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::runtime::Handle;
+
+pub struct Session {
+    shell: ShellEngine,
+    scope: Scope<'static>,
+    /// Every `fn` defined by earlier inputs, with no statements left to run.
+    functions: AST,
+    /// `fn __echo(v)`: computes what the REPL shows for a value.
+    echo: AST,
+    bridge: Arc<Bridge>,
+    sink: Arc<dyn Sink>,
+}
+
+impl Session {
+    /// `args` becomes the script's `ARGS`.
+    pub fn new(handle: Handle, cancel: Cancel, sink: Arc<dyn Sink>, args: &[String]) -> Self {
+        let bridge = Bridge::new(handle, cancel);
+        let job_sink = sink.clone();
+        bridge.set_job_error_sink(Arc::new(move |e| {
+            let err = ScriptError::from_eval(e);
+            job_sink.err(&format!("callback error: {}", err.render("<callback>", "")));
+        }));
+        let shell = engine::build(bridge.clone(), sink.clone(), args);
+        let echo = shell
+            .engine
+            .compile("fn __echo(v) { repr(v) }")
+            .expect("the echo helper compiles");
+        Self {
+            shell,
+            scope: Scope::new(),
+            functions: AST::empty(),
+            echo,
+            bridge,
+            sink,
+        }
+    }
+
+    pub fn engine(&self) -> &ShellEngine {
+        &self.shell
+    }
+
+    pub fn cancel(&self) -> &Cancel {
+        self.bridge.cancel()
+    }
+
+    pub fn sink(&self) -> &Arc<dyn Sink> {
+        &self.sink
+    }
+
+    /// Runs one input; returns what the REPL should echo (nothing for unit).
+    pub fn eval_line(&mut self, src: &str) -> Result<Option<String>, ScriptError> {
+        let value = self.eval(src)?;
+        if value.is_unit() {
+            return Ok(None);
+        }
+        Ok(Some(self.repr(value)))
+    }
+
+    /// Runs `src` as a transaction and returns its value.
+    pub fn eval(&mut self, src: &str) -> Result<Dynamic, ScriptError> {
+        self.bridge.cancel().reset();
+        let ast = engine::compile(&self.shell.engine, &self.scope, src)
+            .map_err(|e| ScriptError::from_parse(&e))?;
+        let mut merged = self.functions.merge(&ast);
+        let mut scope = self.scope.clone();
+        let _guard = self.bridge.handle().enter();
+        let value = self
+            .shell
+            .engine
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &merged)
+            .map_err(|e| ScriptError::from_eval(&e))?;
+        merged.clear_statements();
+        self.functions = merged;
+        self.scope = scope;
+        Ok(value)
+    }
+
+    /// The REPL's text for a value.
+    pub fn repr(&self, value: Dynamic) -> String {
+        let fallback = value.to_string();
+        self.shell
+            .engine
+            .call_fn::<String>(&mut Scope::new(), &self.echo, "__echo", (value,))
+            .unwrap_or(fallback)
+    }
+
+    /// Waits for `next` (the REPL's next line) while running callbacks that arrive.
+    pub fn idle<T>(&mut self, next: impl Future<Output = T>) -> T {
+        let mut next = std::pin::pin!(next);
+        loop {
+            match self.bridge.idle(next.as_mut()) {
+                IdleWake::Input(v) => return v,
+                IdleWake::Job(job) => self.run_job(job),
+            }
+        }
+    }
+
+    /// Runs a callback outside any evaluation (the REPL is idle).
+    pub fn run_job(&mut self, job: Job) {
+        if job.is_revoked() {
+            return;
+        }
+        self.bridge.cancel().reset();
+        let _guard = self.bridge.handle().enter();
+        let result =
+            job.callback
+                .call::<Dynamic>(&self.shell.engine, &self.functions, job.args.clone());
+        self.bridge.finish_job(job, result);
+    }
+
+    /// Names the REPL can complete: variables, script functions, constants, builtins.
+    pub fn completion_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.scope.iter().map(|(n, _, _)| n.to_string()).collect();
+        names.extend(self.functions.iter_functions().map(|f| f.name.to_string()));
+        names.extend(self.shell.constants.keys().cloned());
+        names
+    }
+
+    /// Reports an error that escaped an evaluation.
+    pub fn report(&self, file: &str, source: &str, err: &ScriptError) {
+        self.sink.err(&err.render(file, source));
+    }
+}
+
+/// One-line message for an evaluation error (used where no source is at hand).
+pub fn short_message(err: &rhai::EvalAltResult) -> String {
+    message_of(err)
+}

@@ -1,0 +1,124 @@
+//! The shell's own functions: `help`, `repr` and `sleep`.
+
+use super::args::seconds;
+use super::bridge;
+use super::bytes::Bytes;
+use super::registry::{Help, HelpIndex, Registrar};
+use super::sink::Sink;
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
+use std::sync::{Arc, OnceLock};
+
+const HELP: Help = Help::function(
+    "shell",
+    &["help()", "help(\"name\")", "help(name)"],
+    "List every function by area, or show one function's signatures and an example.",
+    r#"help("sleep")"#,
+);
+const REPR: Help = Help::function(
+    "shell",
+    &["repr(value)"],
+    "The value as the REPL echoes it: strings quoted, bytes as b'...', objects in full.",
+    r#"repr([1, "two", b"3"])"#,
+);
+const SLEEP: Help = Help::function(
+    "shell",
+    &["sleep(secs)"],
+    "Wait secs seconds (int or float); Ctrl-C cancels it and callbacks keep running meanwhile.",
+    "sleep(0.5)",
+);
+
+/// Registers the shell functions. `help` reads the index once registration is over,
+/// so it is filled in later through `index`.
+pub fn register(reg: &mut Registrar, sink: Arc<dyn Sink>, index: Arc<OnceLock<Arc<HelpIndex>>>) {
+    let show = {
+        let (sink, index) = (sink.clone(), index.clone());
+        move |name: &str| -> Result<(), Box<EvalAltResult>> {
+            let Some(index) = index.get() else {
+                return Ok(());
+            };
+            match index.describe(name) {
+                Some(text) => {
+                    sink.out(&text);
+                    Ok(())
+                }
+                None => Err(format!("no help for '{name}'{}", suggest(index, name)).into()),
+            }
+        }
+    };
+    let show_ptr = show.clone();
+    reg.func("help", &HELP, move || {
+        if let Some(index) = index.get() {
+            sink.out(index.overview().trim_end());
+        }
+    })
+    .func("help", &HELP, move |name: &str| show(name))
+    .func("help", &HELP, move |f: FnPtr| show_ptr(f.fn_name()))
+    .func("repr", &REPR, |ctx: NativeCallContext, v: Dynamic| {
+        repr(&ctx, v)
+    })
+    // Rhai's own `sleep(INT)`/`sleep(FLOAT)` block the thread with no way to cancel;
+    // typed overloads registered on the engine take precedence over them.
+    .func("sleep", &SLEEP, |ctx: NativeCallContext, s: rhai::INT| {
+        sleep(&ctx, Dynamic::from(s))
+    })
+    .func("sleep", &SLEEP, |ctx: NativeCallContext, s: rhai::FLOAT| {
+        sleep(&ctx, Dynamic::from(s))
+    })
+    .func("sleep", &SLEEP, |ctx: NativeCallContext, s: Dynamic| {
+        sleep(&ctx, s)
+    });
+}
+
+fn sleep(ctx: &NativeCallContext, secs: Dynamic) -> Result<(), Box<EvalAltResult>> {
+    let d = seconds(&secs, "sleep duration")?;
+    bridge::wait(ctx, async move {
+        tokio::time::sleep(d).await;
+        Ok::<_, Box<EvalAltResult>>(())
+    })
+}
+
+fn suggest(index: &HelpIndex, name: &str) -> String {
+    let close: Vec<&str> = index
+        .entries
+        .keys()
+        .filter(|k| k.contains(name) || name.contains(k.as_str()))
+        .map(String::as_str)
+        .take(5)
+        .collect();
+    if close.is_empty() {
+        "; help() lists every function".to_string()
+    } else {
+        format!("; did you mean {}?", close.join(", "))
+    }
+}
+
+/// Python-like representation; custom types use their own `to_debug`.
+pub fn repr(ctx: &NativeCallContext, value: Dynamic) -> String {
+    if value.is_unit() {
+        return "()".into();
+    }
+    if let Some(s) = value.read_lock::<rhai::ImmutableString>() {
+        return format!("{:?}", s.as_str());
+    }
+    if let Some(b) = value.read_lock::<Bytes>() {
+        return b.repr();
+    }
+    if value.is_array() {
+        let items: Array = value.cast::<Array>();
+        let parts: Vec<String> = items.into_iter().map(|v| repr(ctx, v)).collect();
+        return format!("[{}]", parts.join(", "));
+    }
+    if value.is_map() {
+        let map: Map = value.cast::<Map>();
+        let parts: Vec<String> = map
+            .into_iter()
+            .map(|(k, v)| format!("{:?}: {}", k.as_str(), repr(ctx, v)))
+            .collect();
+        return format!("#{{{}}}", parts.join(", "));
+    }
+    if value.is_int() || value.is_float() || value.is_bool() || value.is_char() {
+        return value.to_string();
+    }
+    ctx.call_fn::<String>("to_debug", (value.clone(),))
+        .unwrap_or_else(|_| value.to_string())
+}
