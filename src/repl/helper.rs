@@ -1,15 +1,14 @@
-//! The line editor's helper: completion, colouring and "is this input finished?".
+//! The line editor's helper: completion and colouring.
 //!
 //! It runs on the editor thread while the script thread may be busy, so it never
 //! touches the engine: it reads a snapshot of names ([`Names`]) that the script
 //! thread refreshes after every input.
 
 use super::highlight::highlight;
-use crate::script::lexer::scan;
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::{CmdKind, Highlighter};
 use rustyline::hint::Hinter;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -83,15 +82,9 @@ impl Highlighter for ShellHelper {
     }
 }
 
-impl Validator for ShellHelper {
-    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
-        Ok(if scan(ctx.input()).is_incomplete() {
-            ValidationResult::Incomplete
-        } else {
-            ValidationResult::Valid(None)
-        })
-    }
-}
+/// Multi-line input is handled by the REPL loop (it needs the `... ` prompt, which
+/// rustyline's own multi-line mode does not draw), so every line is accepted here.
+impl Validator for ShellHelper {}
 
 impl Hinter for ShellHelper {
     type Hint = String;

@@ -17,6 +17,7 @@ pub mod highlight;
 pub mod history;
 pub mod printer;
 
+use crate::script::lexer::scan;
 use crate::script::{Session, Sink, StdSink};
 use helper::{Names, ShellHelper};
 use owo_colors::OwoColorize;
@@ -85,24 +86,42 @@ pub fn run(opts: ReplOptions, make_session: impl FnOnce(Arc<dyn Sink>) -> Sessio
     let editor_thread = std::thread::Builder::new()
         .name("editor".into())
         .spawn(move || {
+            // Lines typed so far for an input that is not finished (open brackets or
+            // an unterminated string): Python's `... ` continuation.
+            let mut pending = String::new();
             loop {
-                match editor.readline(PROMPT) {
+                let prompt = if pending.is_empty() {
+                    PROMPT
+                } else {
+                    CONTINUATION
+                };
+                match editor.readline(prompt) {
                     Ok(line) => {
-                        if line.trim().is_empty() {
+                        if !pending.is_empty() {
+                            pending.push('\n');
+                        }
+                        pending.push_str(&line);
+                        if pending.trim().is_empty() {
+                            pending.clear();
                             continue;
                         }
-                        let _ = editor.add_history_entry(line.as_str());
+                        if scan(&pending).is_incomplete() {
+                            continue;
+                        }
+                        let input = std::mem::take(&mut pending);
+                        let _ = editor.add_history_entry(input.as_str());
                         if let Some(path) = &history {
                             let _ = editor.append_history(path);
                         }
-                        if line_tx.blocking_send(Input::Line(line)).is_err()
+                        if line_tx.blocking_send(Input::Line(input)).is_err()
                             || done_rx.recv().is_err()
                         {
                             break;
                         }
                     }
-                    // Clears the line; also stops a callback that is running while idle.
+                    // Clears the input; also stops a callback running while idle.
                     Err(ReadlineError::Interrupted) => {
+                        pending.clear();
                         cancel.trip();
                     }
                     Err(_) => {
@@ -164,7 +183,4 @@ fn refresh_names(session: &Session, names: &RwLock<Names>) {
             n.globals.insert(name.clone());
         }
     }
-    // Rhai can call any function as a method on its first argument.
-    let globals: Vec<String> = n.globals.iter().cloned().collect();
-    n.methods.extend(globals);
 }

@@ -1,0 +1,196 @@
+//! The REPL driven as a person would: through a pseudo-terminal, with keystrokes.
+
+use rexpect::session::{PtySession, spawn_command};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_p2pd-repl");
+
+/// Starts the REPL in a pty with its own home, so history never touches the user's.
+fn repl(home: &std::path::Path) -> PtySession {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--no-color")
+        .env("HOME", home)
+        .env_remove("XDG_STATE_HOME")
+        .env("TERM", "xterm");
+    let mut p = spawn_command(cmd, Some(10_000)).expect("spawn the REPL in a pty");
+    p.exp_string("help() for help").expect("banner");
+    p.exp_string(">>> ").expect("first prompt");
+    p
+}
+
+fn home() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp home")
+}
+
+#[test]
+fn banner_names_the_version_and_help() {
+    let h = home();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--no-color")
+        .env("HOME", h.path())
+        .env("TERM", "xterm");
+    let mut p = spawn_command(cmd, Some(10_000)).unwrap();
+    p.exp_string(&format!("p2pd-repl {}", env!("CARGO_PKG_VERSION")))
+        .unwrap();
+    p.exp_string("help() for help").unwrap();
+    p.exp_string(">>> ").unwrap();
+}
+
+#[test]
+fn expression_values_echo_and_unit_does_not() {
+    let h = home();
+    let mut p = repl(h.path());
+    p.send_line("let x = 40;").unwrap();
+    p.exp_string(">>> ").unwrap();
+    p.send_line("x + 2").unwrap();
+    p.exp_string("42").unwrap();
+    p.send_line(r#"b"Test\r\n\r\n""#).unwrap();
+    p.exp_string(r"b'Test\r\n\r\n'").unwrap();
+    p.send_line(r#"#{name: "eth0", ips: [1, 2]}"#).unwrap();
+    p.exp_string(r#"#{"ips": [1, 2], "name": "eth0"}"#).unwrap();
+}
+
+#[test]
+fn multi_line_input_continues_while_braces_are_open() {
+    let h = home();
+    let mut p = repl(h.path());
+    p.send_line("fn double(v) {").unwrap();
+    p.exp_string("... ").unwrap();
+    p.send_line("  v * 2").unwrap();
+    p.exp_string("... ").unwrap();
+    p.send_line("}").unwrap();
+    p.exp_string(">>> ").unwrap();
+    p.send_line("double(21)").unwrap();
+    p.exp_string("42").unwrap();
+    p.send_line(r#"let s = "open"#).unwrap();
+    p.exp_string("... ").unwrap();
+    p.send_line(r#"string";"#).unwrap();
+    p.exp_string(">>> ").unwrap();
+}
+
+#[test]
+fn tab_completes_functions_variables_and_methods() {
+    let h = home();
+    let mut p = repl(h.path());
+    p.send_line("let distinctive_name = 31;").unwrap();
+    p.exp_string(">>> ").unwrap();
+    p.send("distinctive_n\t").unwrap();
+    p.send_line("").unwrap();
+    p.exp_string("31").unwrap();
+    p.send(r#"b"\x01\xab".he"#).unwrap();
+    p.send("\t").unwrap();
+    p.send_line("()").unwrap();
+    p.exp_string("01ab").unwrap();
+    p.send("call_la\t").unwrap();
+    p.send_line("").unwrap();
+    // A bare function name is a function pointer: the completion produced a real name.
+    p.exp_string("call_later").unwrap();
+}
+
+#[test]
+fn a_failing_line_leaves_every_variable_intact() {
+    let h = home();
+    let mut p = repl(h.path());
+    p.send_line("let kept = 10;").unwrap();
+    p.exp_string(">>> ").unwrap();
+    p.send_line("kept = 20; let extra = 1; no_such_function();")
+        .unwrap();
+    p.exp_string("Function not found").unwrap();
+    p.send_line("kept").unwrap();
+    p.exp_string("10").unwrap();
+    p.send_line("extra").unwrap();
+    p.exp_string("Variable not found: extra").unwrap();
+}
+
+#[test]
+fn ctrl_c_cancels_an_await_and_keeps_the_scope() {
+    let h = home();
+    let mut p = repl(h.path());
+    p.send_line("let still_here = 7;").unwrap();
+    p.exp_string(">>> ").unwrap();
+    p.send_line("sleep(30)").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    p.send_control('c').unwrap();
+    p.exp_string("KeyboardInterrupt").unwrap();
+    p.exp_string(">>> ").unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "prompt back after {:?}",
+        start.elapsed()
+    );
+    p.send_line("still_here").unwrap();
+    p.exp_string("7").unwrap();
+}
+
+#[test]
+fn ctrl_c_stops_a_busy_loop() {
+    let h = home();
+    let mut p = repl(h.path());
+    p.send_line("let n = 0; loop { n += 1; }").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    p.send_control('c').unwrap();
+    p.exp_string("KeyboardInterrupt").unwrap();
+    p.send_line("40 + 2").unwrap();
+    p.exp_string("42").unwrap();
+}
+
+#[test]
+fn ctrl_c_at_the_prompt_clears_the_line() {
+    let h = home();
+    let mut p = repl(h.path());
+    p.send("this is not code").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string(">>> ").unwrap();
+    p.send_line("6 * 7").unwrap();
+    p.exp_string("42").unwrap();
+}
+
+#[test]
+fn callbacks_print_while_the_prompt_is_idle() {
+    let h = home();
+    let mut p = repl(h.path());
+    p.send_line(r#"call_later(0.2, || print("ping from a timer"));"#)
+        .unwrap();
+    // Nothing else is typed: the callback runs while the editor waits for input.
+    p.exp_string("ping from a timer").unwrap();
+    p.send_line(r#"call_later(0.1, || throw "broken callback");"#)
+        .unwrap();
+    p.exp_string("broken callback").unwrap();
+    p.send_line("1 + 1").unwrap();
+    p.exp_string("2").unwrap();
+}
+
+#[test]
+fn history_persists_across_runs() {
+    let h = home();
+    {
+        let mut p = repl(h.path());
+        p.send_line("let remembered = 99;").unwrap();
+        p.exp_string(">>> ").unwrap();
+        p.send_control('d').unwrap();
+        p.exp_eof().unwrap();
+    }
+    let file = h.path().join(".local/state/p2pd-repl/history");
+    let saved = std::fs::read_to_string(&file).expect("history file written");
+    assert!(saved.contains("let remembered = 99;"), "{saved}");
+
+    let mut p = repl(h.path());
+    p.send("\x1b[A").unwrap(); // Up arrow recalls the previous run's line.
+    p.send_line("").unwrap();
+    p.send_line("remembered").unwrap();
+    p.exp_string("99").unwrap();
+}
+
+#[test]
+fn help_lists_areas_and_describes_one_function() {
+    let h = home();
+    let mut p = repl(h.path());
+    p.send_line("help()").unwrap();
+    p.exp_string("shell:").unwrap();
+    p.exp_string("bytes:").unwrap();
+    p.send_line("help(sleep)").unwrap();
+    p.exp_string("sleep(secs)").unwrap();
+    p.exp_string("example: sleep(0.5)").unwrap();
+}

@@ -1,0 +1,216 @@
+//! The scripting session through the library API: what a Rust embedder and the REPL
+//! both rely on.
+
+use p2pd::script::{Cancel, MemorySink, Session};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Shell {
+    session: Session,
+    sink: Arc<MemorySink>,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn shell() -> Shell {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sink = Arc::new(MemorySink::default());
+    let session = Session::new(rt.handle().clone(), Cancel::new(), sink.clone(), &[]);
+    Shell {
+        session,
+        sink,
+        _rt: rt,
+    }
+}
+
+impl Shell {
+    fn echo(&mut self, src: &str) -> String {
+        match self.session.eval_line(src) {
+            Ok(v) => v.unwrap_or_default(),
+            Err(e) => panic!("{src}: {}", e.render("<test>", src)),
+        }
+    }
+    fn error(&mut self, src: &str) -> String {
+        self.session.eval_line(src).expect_err(src).message
+    }
+}
+
+#[test]
+fn bytes_behave_like_python_bytes() {
+    let mut s = shell();
+    assert_eq!(s.echo(r#"b"Test\r\n\r\n""#), r"b'Test\r\n\r\n'");
+    assert_eq!(s.echo(r#"bytes("hi")"#), "b'hi'");
+    assert_eq!(s.echo("bytes([0, 255, 65])"), r"b'\x00\xffA'");
+    assert_eq!(s.echo(r#"b"abc".len()"#), "3");
+    assert_eq!(s.echo(r#"b"abc".len"#), "3");
+    assert_eq!(s.echo(r#"b"abc"[-1]"#), "99");
+    assert_eq!(s.echo(r#"b"hello"[1..3]"#), "b'el'");
+    assert_eq!(s.echo(r#"b"hello"[1..=3]"#), "b'ell'");
+    assert_eq!(s.echo(r#"b"ab" + b"cd""#), "b'abcd'");
+    assert_eq!(s.echo(r#"b"ab" + "cd""#), "b'abcd'");
+    assert_eq!(s.echo(r#"b"ab" == "ab""#), "true");
+    assert_eq!(s.echo(r#""ab" != b"ab""#), "false");
+    assert_eq!(s.echo(r#"b"\x01\xab".hex()"#), "\"01ab\"");
+    assert_eq!(s.echo(r#"b"caf\xc3\xa9\xff".text()"#), "\"café\u{fffd}\"");
+    assert_eq!(s.echo(r#"bytes([1, 2]).to_blob()"#), "[0102]");
+    assert_eq!(
+        s.echo(r#"let n = 0; for x in b"\x01\x02" { n += x } n"#),
+        "3"
+    );
+    assert!(s.error("bytes([256])").contains("item 0"));
+    assert!(s.error(r#"b"abc"[3]"#).contains("out of range"));
+    assert!(s.error(r#"b"€""#).contains("\\xff"));
+}
+
+#[test]
+fn b_stays_usable_as_a_variable_name() {
+    let mut s = shell();
+    assert_eq!(s.echo("let b = 5; b += 1; b + 1"), "7");
+    assert_eq!(s.echo(r#"let m = #{b: 2}; m.b"#), "2");
+    assert_eq!(s.echo(r#""a b\"c""#), "\"a b\\\"c\"");
+}
+
+#[test]
+fn await_is_a_no_op_on_values_and_waits_for_tasks() {
+    let mut s = shell();
+    assert_eq!(s.echo("await 5"), "5");
+    assert_eq!(s.echo("let v = await [1, 2]; v"), "[1, 2]");
+    assert_eq!(s.echo("fn f() { await 3 } f()"), "3");
+    assert_eq!(
+        s.echo("let t = create_task(|| { sleep(0.05); 40 }); (await t) + 2"),
+        "42"
+    );
+    assert!(
+        s.error(r#"let t = create_task(|| throw "inside"); await t"#)
+            .contains("inside")
+    );
+}
+
+#[test]
+fn sleep_takes_int_and_float_and_rejects_nonsense() {
+    let mut s = shell();
+    s.echo("sleep(0); sleep(0.01)");
+    assert!(s.error("sleep(-1)").contains(">= 0"));
+    assert!(s.error(r#"sleep("1")"#).contains("number of seconds"));
+}
+
+#[test]
+fn timers_run_on_the_script_thread_and_cancel() {
+    let mut s = shell();
+    s.echo(
+        r#"let hits = []; let t = every(0.02, || hits.push(1)); sleep(0.15); t.cancel();
+           let seen = hits.len(); sleep(0.1);"#,
+    );
+    let seen: i64 = s.echo("seen").parse().unwrap();
+    assert!(seen >= 2, "every fired {seen} times");
+    assert_eq!(s.echo("hits.len()").parse::<i64>().unwrap(), seen);
+    assert_eq!(s.echo("t.cancelled"), "true");
+    s.echo(r#"let late = call_later(0.05, || print("never")); late.cancel(); sleep(0.1);"#);
+    s.echo(r#"call_later(0.01, || print("fired")); sleep(0.1);"#);
+    assert_eq!(s.sink.take(), vec!["fired".to_string()]);
+}
+
+#[test]
+fn callback_errors_are_reported_and_the_session_lives_on() {
+    let mut s = shell();
+    s.echo(r#"call_later(0, || throw "bad callback"); sleep(0.05);"#);
+    let out = s.sink.take();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].contains("bad callback") && out[0].starts_with("callback error: <callback>:1:"));
+    assert_eq!(s.echo("1 + 1"), "2");
+}
+
+#[test]
+fn a_failed_input_changes_nothing() {
+    let mut s = shell();
+    s.echo("let x = 1; fn keep() { 1 }");
+    s.error("x = 2; let y = 3; fn lost() { 2 } throw \"stop\"");
+    assert_eq!(s.echo("x"), "1");
+    assert!(s.error("y").contains("Variable not found"));
+    assert!(s.error("lost()").contains("Function not found"));
+    assert_eq!(s.echo("keep()"), "1");
+}
+
+#[test]
+fn interrupt_cancels_an_await_quickly_and_keeps_the_scope() {
+    let mut s = shell();
+    s.echo("let kept = 5;");
+    let cancel = s.session.cancel().clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        cancel.trip();
+    });
+    let start = Instant::now();
+    let err = s.session.eval_line("kept = 6; sleep(30)").unwrap_err();
+    assert!(err.interrupted);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert_eq!(s.echo("kept"), "5");
+    // try/catch cannot swallow an interrupt.
+    let cancel = s.session.cancel().clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        cancel.trip();
+    });
+    let err = s
+        .session
+        .eval_line("try { sleep(30) } catch (e) { 1 }")
+        .unwrap_err();
+    assert!(err.interrupted);
+}
+
+#[test]
+fn help_covers_every_registered_function() {
+    let s = shell();
+    let engine = &s.session.engine().engine;
+    let help = &s.session.engine().help;
+    let internal = |n: &str| {
+        n.starts_with("__")
+            || n.starts_with("get$")
+            || n.starts_with("set$")
+            || n.starts_with("index$")
+            || matches!(n, "to_string" | "to_debug" | "is_empty")
+            || !n.chars().next().is_some_and(|c| c.is_alphabetic())
+    };
+    let mut missing = Vec::new();
+    for sig in engine.gen_fn_signatures(false) {
+        let name = sig.split('(').next().unwrap_or("").trim();
+        let name = name.rsplit(' ').next().unwrap_or(name);
+        if !internal(name) && help.get(name).is_none() {
+            missing.push(sig);
+        }
+    }
+    assert!(missing.is_empty(), "functions without help: {missing:?}");
+    for (name, h) in &help.entries {
+        assert!(!h.signatures.is_empty() && !h.summary.is_empty(), "{name}");
+        assert!(!h.example.is_empty(), "{name} has no example");
+    }
+}
+
+#[test]
+fn every_help_example_runs() {
+    let mut s = shell();
+    let examples: Vec<(String, String)> = s
+        .session
+        .engine()
+        .help
+        .entries
+        .iter()
+        .map(|(n, h)| (n.clone(), h.example.to_string()))
+        .collect();
+    for (name, example) in examples {
+        if let Err(e) = s.session.eval_line(&example) {
+            panic!("example of {name} fails: {example}: {}", e.message);
+        }
+    }
+}
+
+#[test]
+fn help_of_an_unknown_name_suggests() {
+    let mut s = shell();
+    assert!(s.error(r#"help("slee")"#).contains("did you mean sleep"));
+    s.echo("help(create_task)");
+    assert!(s.sink.take()[0].starts_with("create_task(|| ...)"));
+}
