@@ -82,7 +82,7 @@ fn route_ops() {
     assert_eq!(pool.alt(&r1, 2, &[]).len(), 2);
     assert_eq!(pool.iter().count(), 5);
     assert_eq!(
-        pool.iter().rev().next().and_then(|x| x.ext()),
+        pool.iter().next_back().and_then(|x| x.ext()),
         Some(ip("9.9.9.3"))
     );
 }
