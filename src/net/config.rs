@@ -1,1 +1,259 @@
-//! (to be written)
+//! STUN servers and timeouts, with the override order the CLI and scripts use.
+//!
+//! P2PD hard-codes hundreds of server IPs that go stale and offers no override but
+//! mutating module lists (baseline §4.4). Here: a short embedded list of public servers by
+//! host name for real users, overridden (strongest first) by an explicit list (`--stun
+//! HOST:PORT`, repeatable, or a script's `stun_servers([...])`), then `P2PD_STUN`
+//! (comma-separated), then the defaults. Resolution is a pure function: the environment
+//! value is a parameter, so tests never touch the process environment. Nothing here opens
+//! a socket; tests never contact these servers.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The environment variable holding comma-separated `HOST[:PORT]` entries.
+pub const STUN_ENV: &str = "P2PD_STUN";
+/// RFC 8489 §18.6 default STUN port.
+pub const STUN_PORT: u16 = 3478;
+
+/// Embedded defaults: (host, port, known to answer RFC 5780 OTHER-ADDRESS). The flag is a
+/// hint for ordering NAT tests; the NAT code still checks each reply for OTHER-ADDRESS.
+pub const DEFAULT_STUN_SERVERS: &[(&str, u16, bool)] = &[
+    ("stun.stunprotocol.org", 3478, true),
+    ("stun.l.google.com", 19302, false),
+    ("stun1.l.google.com", 19302, false),
+    ("stun2.l.google.com", 19302, false),
+    ("stun.cloudflare.com", 3478, false),
+    ("stun.nextcloud.com", 443, false),
+    ("stun.sipgate.net", 3478, false),
+];
+
+/// A configuration entry that is not `HOST[:PORT]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("bad STUN server {entry:?} from {origin}: expected HOST, HOST:PORT or [IPv6]:PORT")]
+    BadServer { entry: String, origin: StunSource },
+}
+
+/// Where the server list came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StunSource {
+    /// `--stun` options or a script call.
+    Explicit,
+    /// The `P2PD_STUN` environment variable.
+    Env,
+    /// [`DEFAULT_STUN_SERVERS`].
+    Default,
+}
+
+impl fmt::Display for StunSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StunSource::Explicit => "--stun",
+            StunSource::Env => STUN_ENV,
+            StunSource::Default => "the built-in list",
+        })
+    }
+}
+
+/// One STUN server by name or literal; resolved later by the STUN client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StunServer {
+    pub host: String,
+    pub port: u16,
+    /// Known to support RFC 5780 (a hint; unknown for user-given servers).
+    pub rfc5780: bool,
+}
+
+impl StunServer {
+    /// Parses `host`, `host:port`, `1.2.3.4:port`, `[v6]:port` or a bare IPv6 literal.
+    pub fn parse(entry: &str, source: StunSource) -> Result<StunServer, Error> {
+        let bad = || Error::BadServer {
+            entry: entry.to_string(),
+            origin: source,
+        };
+        let e = entry.trim();
+        let (host, port) = if let Some(rest) = e.strip_prefix('[') {
+            let (h, tail) = rest.split_once(']').ok_or_else(bad)?;
+            match tail.strip_prefix(':') {
+                Some(p) => (h, p.parse().map_err(|_| bad())?),
+                None if tail.is_empty() => (h, STUN_PORT),
+                None => return Err(bad()),
+            }
+        } else if e.matches(':').count() > 1 {
+            (e, STUN_PORT) // bare IPv6 literal
+        } else {
+            match e.split_once(':') {
+                Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
+                None => (e, STUN_PORT),
+            }
+        };
+        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_');
+        if host.is_empty() || port == 0 || !host.chars().all(valid) {
+            return Err(bad());
+        }
+        Ok(StunServer {
+            host: host.to_string(),
+            port,
+            rfc5780: false,
+        })
+    }
+}
+
+impl fmt::Display for StunServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// STUN servers plus the timeouts the interface and NAT code use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StunConfig {
+    pub servers: Vec<StunServer>,
+    pub source: StunSource,
+    /// Bound on `Interface::start` lookups (P2PD: 2 s for `start()`).
+    pub start_timeout: Duration,
+    /// Wait for one STUN reply before giving up on it (P2PD's recv_timeout, 2 s).
+    pub request_timeout: Duration,
+    /// Bound on the whole NAT classification (P2PD's `load_nat`, 4 s).
+    pub nat_timeout: Duration,
+    /// Bound on resolving a server's host name (P2PD's dns_timeout, 2 s).
+    pub dns_timeout: Duration,
+}
+
+impl Default for StunConfig {
+    fn default() -> StunConfig {
+        let servers = DEFAULT_STUN_SERVERS
+            .iter()
+            .map(|&(host, port, rfc5780)| StunServer {
+                host: host.to_string(),
+                port,
+                rfc5780,
+            })
+            .collect();
+        StunConfig {
+            servers,
+            source: StunSource::Default,
+            start_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
+            nat_timeout: Duration::from_secs(4),
+            dns_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl StunConfig {
+    /// Picks the server list: `explicit` if non-empty, else `env` (the value of
+    /// `P2PD_STUN`) if it names at least one server, else the defaults.
+    pub fn resolve(explicit: &[String], env: Option<&str>) -> Result<StunConfig, Error> {
+        let parse_all = |entries: Vec<&str>, source| -> Result<Vec<StunServer>, Error> {
+            entries
+                .into_iter()
+                .map(|e| StunServer::parse(e, source))
+                .collect()
+        };
+        let explicit: Vec<&str> = explicit
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let env: Vec<&str> = env
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        let (servers, source) = if !explicit.is_empty() {
+            (
+                parse_all(explicit, StunSource::Explicit)?,
+                StunSource::Explicit,
+            )
+        } else if !env.is_empty() {
+            (parse_all(env, StunSource::Env)?, StunSource::Env)
+        } else {
+            return Ok(StunConfig::default());
+        };
+        Ok(StunConfig {
+            servers,
+            source,
+            ..StunConfig::default()
+        })
+    }
+
+    /// [`StunConfig::resolve`] with the process's `P2PD_STUN`.
+    pub fn from_env(explicit: &[String]) -> Result<StunConfig, Error> {
+        StunConfig::resolve(explicit, std::env::var(STUN_ENV).ok().as_deref())
+    }
+
+    /// Servers known to support RFC 5780, for NAT behaviour tests.
+    pub fn rfc5780_servers(&self) -> impl Iterator<Item = &StunServer> {
+        self.servers.iter().filter(|s| s.rfc5780)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(list: &[&str]) -> Vec<String> {
+        list.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn override_order() {
+        let cli = s(&["127.0.0.1:3478", "[::1]:3479"]);
+        let c = StunConfig::resolve(&cli, Some("127.0.0.2:5000")).expect("valid");
+        assert_eq!(c.source, StunSource::Explicit);
+        assert_eq!(c.servers.len(), 2);
+        assert_eq!(c.servers[1].to_string(), "[::1]:3479");
+
+        let c = StunConfig::resolve(&[], Some(" 127.0.0.2:5000 , localhost ,")).expect("valid");
+        assert_eq!(c.source, StunSource::Env);
+        let shown: Vec<String> = c.servers.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["127.0.0.2:5000", "localhost:3478"]);
+
+        for env in [None, Some(""), Some(" , ")] {
+            let c = StunConfig::resolve(&s(&[""]), env).expect("valid");
+            assert_eq!(c.source, StunSource::Default);
+            assert_eq!(c.servers.len(), DEFAULT_STUN_SERVERS.len());
+        }
+        assert!(StunConfig::default().rfc5780_servers().count() >= 1);
+        assert_eq!(StunConfig::default().nat_timeout, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn server_entries() {
+        let ok = [
+            ("stun.example.org", "stun.example.org:3478"),
+            ("stun.example.org:19302", "stun.example.org:19302"),
+            ("::1", "[::1]:3478"),
+            ("[fe80::1]", "[fe80::1]:3478"),
+        ];
+        for (entry, shown) in ok {
+            assert_eq!(
+                StunServer::parse(entry, StunSource::Explicit)
+                    .expect(entry)
+                    .to_string(),
+                shown
+            );
+        }
+        for bad in [
+            "",
+            "host:",
+            "host:0",
+            "host:70000",
+            "[::1",
+            "[::1]x",
+            "a b:1",
+            "host:port",
+        ] {
+            assert!(StunServer::parse(bad, StunSource::Env).is_err(), "{bad:?}");
+        }
+        let err = StunConfig::resolve(&[], Some("ok.example:1,bad:x")).expect_err("bad entry");
+        assert!(err.to_string().contains("P2PD_STUN") && err.to_string().contains("bad:x"));
+    }
+}
