@@ -10,17 +10,28 @@
 //!   and with what). `server`: the tokio server on 2 IPs x 2 ports.
 
 mod attribute;
+pub mod client;
 mod error;
 mod fingerprint;
 mod header;
 mod packet;
 mod repr;
+mod respond;
 #[cfg(test)]
 mod rfc5769_tests;
+mod transaction;
 
 pub use attribute::{AttrType, Attribute, ChangeRequest, ErrorCode, u16_list};
+pub use client::{
+    BindingResponse, Lookup, binding, binding_tcp, binding_tcp_stream, bindings, lookup,
+};
 pub use error::Error;
 pub use fingerprint::{FINGERPRINT_XOR, crc32};
 pub use header::{Class, MAGIC_COOKIE, Method, TransactionId, message_type, split_message_type};
 pub use packet::{Attributes, HEADER_LEN, Packet, message_len};
 pub use repr::Repr;
+pub use respond::{Reply, ServerConfig, Transport, respond};
+pub use transaction::{
+    Accept, DEFAULT_LAST_WAIT_FACTOR, DEFAULT_MAX_TRANSMITS, DEFAULT_RTO, RequestOptions, Response,
+    TimedOut, Timing, Transaction, Transmit,
+};
