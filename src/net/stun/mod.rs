@@ -19,6 +19,7 @@ mod repr;
 mod respond;
 #[cfg(test)]
 mod rfc5769_tests;
+pub mod server;
 mod transaction;
 
 pub use attribute::{AttrType, Attribute, ChangeRequest, ErrorCode, u16_list};
@@ -31,6 +32,7 @@ pub use header::{Class, MAGIC_COOKIE, Method, TransactionId, message_type, split
 pub use packet::{Attributes, HEADER_LEN, Packet, message_len};
 pub use repr::Repr;
 pub use respond::{Reply, ServerConfig, Transport, respond};
+pub use server::{ServerSockets, StunServer, run_until};
 pub use transaction::{
     Accept, DEFAULT_LAST_WAIT_FACTOR, DEFAULT_MAX_TRANSMITS, DEFAULT_RTO, RequestOptions, Response,
     TimedOut, Timing, Transaction, Transmit,
