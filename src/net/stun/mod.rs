@@ -5,7 +5,8 @@
 //!   checked view over bytes, `Repr` a plain value with `parse`/`emit`/`buffer_len`.
 //! - `transaction`: one client request as a sans-IO state machine (RFC 5389 §7.2.1
 //!   retransmissions, txid and source checks), fed time and datagrams.
-//! - `client`: the thin tokio driver (`binding`, `binding_tcp`, `lookup`).
+//! - `client`: the thin tokio driver: `bindings` (many probes on one UDP socket), `binding`,
+//!   `binding_tcp`, and `lookup` (external address from one server).
 //! - `respond`: the pure server logic, RFC 5780 §4/§7 and RFC 3489 §8 (which socket answers
 //!   and with what). `server`: the tokio server on 2 IPs x 2 ports.
 
@@ -23,6 +24,7 @@ pub mod server;
 mod transaction;
 
 pub use attribute::{AttrType, Attribute, ChangeRequest, ErrorCode, u16_list};
+pub use client::Error as ClientError;
 pub use client::{
     BindingResponse, Lookup, binding, binding_tcp, binding_tcp_stream, bindings, lookup,
 };
