@@ -123,8 +123,9 @@ pub fn respond(
         Transport::Udp => request.change_request.unwrap_or_default(),
         Transport::Tcp => ChangeRequest::NONE,
     };
-    // RFC 5780 §6.1: a server without an alternate address cannot honour a change, so it
-    // answers 420 naming CHANGE-REQUEST, which tells the client to stop trying.
+    // Without an alternate address a change cannot be honoured; answering 420 naming
+    // CHANGE-REQUEST (coturn 4.6 answers 420 too, checked on loopback) tells the client to stop
+    // rather than wait for a reply that will never come.
     let Some(source) = config
         .changed(local, change)
         .or((change.is_none()).then_some(local))
