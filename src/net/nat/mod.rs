@@ -1,2 +1,26 @@
-//! NAT classification (P2PD types and RFC 4787 behaviour).
+//! NAT classification: P2PD's NAT and delta types and RFC 4787 mapping/filtering
+//! behaviour, from one set of STUN probes (RFC 5780 §4.3/§4.4, RFC 3489 §10.1).
+//!
+//! - `types`: the enums (P2PD numbers and texts, RFC 4787 names) and P2PD's nat dict.
+//! - `observations`: what each probe saw, recorded by the driver without judgement.
+//! - `classify` / `delta`: pure functions from observations to the answer.
+//! - `report`: the answer, as a netcheck-style table, P2PD's dict or full JSON.
+//! - `probe`: design of the probe driver (ordering, isolation, silence windows).
+//!
+//! The NAT lab that exercises all of this on real nftables NATs is tests/natlab/lab.sh.
 
+mod classify;
+mod delta;
+mod observations;
+mod report;
+mod types;
+
+pub use classify::classify;
+pub use delta::{P2PD_DELTA_TESTS, P2PD_DELTA_THRESHOLD, classify_delta, classify_delta_with};
+pub use observations::{
+    DeltaSamples, HairpinProbe, Observations, PortSample, Probe, ProbeKind, Reply,
+};
+pub use report::{NatReport, ProbeRtt};
+pub use types::{
+    Allocation, Delta, Error, FilteringBehaviour, MappingBehaviour, NatInfo, NatType, PortRange,
+};
