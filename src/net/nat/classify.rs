@@ -65,7 +65,22 @@ pub fn classify(obs: &Observations) -> NatReport {
         .or_else(|| reply(&obs.change_ip_port, ProbeKind::ChangeIpPort))
         .or_else(|| reply(&obs.change_port, ProbeKind::ChangePort))
         .map(|r| canonical(r.mapped));
-    let external = primary.or(alt_ip).or(alt_ip_port);
+    // The mapping tests compare with the binding made from their own socket.
+    let (mapping_base, mapping_local) = match &obs.mapping_socket {
+        Some(m) => (
+            reply(&m.binding, ProbeKind::MappingBinding).map(|r| canonical(r.mapped)),
+            m.local,
+        ),
+        None => (primary, obs.local),
+    };
+    // External address, and the local address it must be compared with to spot a NAT.
+    let seen = primary.map(|p| (p, obs.local)).or_else(|| {
+        mapping_base
+            .or(alt_ip)
+            .or(alt_ip_port)
+            .map(|m| (m, mapping_local))
+    });
+    let external = seen.map(|(e, _)| e);
     // Silence in tests II and III means filtering only if the primary address answers
     // at all; otherwise the server, not the NAT, may be what is silent.
     let (change_both, change_port) = match primary {
@@ -88,14 +103,14 @@ pub fn classify(obs: &Observations) -> NatReport {
         rtts: rtts(obs),
         elapsed: obs.elapsed,
     };
-    let Some(external) = external else {
+    let Some((external, external_local)) = seen else {
         return report;
     };
 
     report.filtering = filtering(change_both, change_port);
-    let behind_nat = external != canonical(obs.local);
+    let behind_nat = external != canonical(external_local);
     let nat_type = if behind_nat {
-        let mapping = mapping(primary, alt_ip, alt_ip_port);
+        let mapping = mapping(mapping_base, alt_ip, alt_ip_port);
         if let MappingEvidence::Known(m) = mapping {
             report.mapping = Some(m);
         }
@@ -180,7 +195,10 @@ fn valid_reply(probe: &Probe, kind: ProbeKind) -> Option<Reply> {
     let ok = match kind {
         ProbeKind::ChangeIpPort => from.ip() != sent.ip() && from.port() != sent.port(),
         ProbeKind::ChangePort => from.ip() == sent.ip() && from.port() != sent.port(),
-        ProbeKind::Binding | ProbeKind::AltIp | ProbeKind::AltIpPort => true,
+        ProbeKind::Binding
+        | ProbeKind::AltIp
+        | ProbeKind::AltIpPort
+        | ProbeKind::MappingBinding => true,
     };
     ok.then_some(reply)
 }

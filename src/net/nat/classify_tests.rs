@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::*;
-use crate::net::nat::observations::{DeltaSamples, HairpinProbe, PortSample};
+use crate::net::nat::observations::{DeltaSamples, HairpinProbe, MappingSocket, PortSample};
 use crate::net::nat::types::Delta;
 
 use FilteringBehaviour as F;
@@ -152,9 +152,14 @@ impl SimNat {
             .collect()
     }
 
-    /// The probe order `probe.rs` uses: the filtering tests before anything reaches the
-    /// alternate IP, then the mapping tests, hairpin, and the two delta rounds.
-    fn observe(mut self) -> Observations {
+    /// The probe orders `probe.rs` allows: on one socket, the filtering tests before
+    /// anything reaches the alternate IP; or the mapping tests from a second socket,
+    /// interleaved with the filtering tests. Then hairpin and the two delta rounds.
+    fn observe(self) -> Observations {
+        self.observe_with(false)
+    }
+
+    fn observe_with(mut self, mapping_socket: bool) -> Observations {
         let ip: IpAddr = if self.lab.nat {
             "10.77.0.10"
         } else {
@@ -164,11 +169,25 @@ impl SimNat {
         .unwrap();
         let local = SocketAddr::new(ip, 40000);
         let mut obs = Observations::new(local);
-        obs.binding = self.stun(local, PRIMARY, PRIMARY);
-        obs.change_ip_port = self.stun(local, PRIMARY, ALT_IP_PORT);
-        obs.change_port = self.stun(local, PRIMARY, CHANGED_PORT);
-        obs.alt_ip = self.stun(local, ALT_IP, ALT_IP);
-        obs.alt_ip_port = self.stun(local, ALT_IP_PORT, ALT_IP_PORT);
+        if mapping_socket {
+            let second = SocketAddr::new(ip, 40002);
+            obs.binding = self.stun(local, PRIMARY, PRIMARY);
+            let binding = self.stun(second, PRIMARY, PRIMARY);
+            obs.mapping_socket = Some(MappingSocket {
+                local: second,
+                binding,
+            });
+            obs.alt_ip = self.stun(second, ALT_IP, ALT_IP);
+            obs.change_ip_port = self.stun(local, PRIMARY, ALT_IP_PORT);
+            obs.alt_ip_port = self.stun(second, ALT_IP_PORT, ALT_IP_PORT);
+            obs.change_port = self.stun(local, PRIMARY, CHANGED_PORT);
+        } else {
+            obs.binding = self.stun(local, PRIMARY, PRIMARY);
+            obs.change_ip_port = self.stun(local, PRIMARY, ALT_IP_PORT);
+            obs.change_port = self.stun(local, PRIMARY, CHANGED_PORT);
+            obs.alt_ip = self.stun(local, ALT_IP, ALT_IP);
+            obs.alt_ip_port = self.stun(local, ALT_IP_PORT, ALT_IP_PORT);
+        }
         if let Some(target) = obs.binding.and_then(|p| p.reply).map(|r| r.mapped) {
             let sender = SocketAddr::new(ip, 40001);
             let seen_from = match (self.lab.nat, self.lab.hairpin) {
@@ -253,26 +272,72 @@ fn rows() -> Vec<Row> {
 
 #[test]
 fn every_lab_variant_classifies_as_built() {
-    for row in rows() {
-        let report = classify(&SimNat::new(row.lab).observe());
-        let got = (
-            report.nat_type(),
-            report.mapping,
-            report.filtering,
-            report.hairpin,
-            report.delta(),
-            report.allocation,
-        );
-        let want = (
-            row.nat_type,
-            row.mapping,
-            row.filtering,
-            row.hairpin,
-            row.delta,
-            row.allocation,
-        );
-        assert_eq!(got, want, "variant {}:\n{report}", row.variant);
+    for mapping_socket in [false, true] {
+        for row in rows() {
+            let report = classify(&SimNat::new(row.lab).observe_with(mapping_socket));
+            let got = (
+                report.nat_type(),
+                report.mapping,
+                report.filtering,
+                report.hairpin,
+                report.delta(),
+                report.allocation,
+            );
+            let want = (
+                row.nat_type,
+                row.mapping,
+                row.filtering,
+                row.hairpin,
+                row.delta,
+                row.allocation,
+            );
+            assert_eq!(
+                got, want,
+                "variant {} (mapping socket: {mapping_socket}):\n{report}",
+                row.variant
+            );
+        }
     }
+}
+
+/// Why the order matters: on one socket, mapping tests sent before the filtering tests
+/// open an address-dependent filter to the alternate IP, and a restricted cone looks
+/// like a full cone.
+#[test]
+fn mapping_tests_first_on_one_socket_fake_a_full_cone() {
+    let lab = Lab {
+        filter: Some(F::AddressDependent),
+        ..NAT
+    };
+    let mut sim = SimNat::new(lab);
+    let local = addr("10.77.0.10:40000");
+    let mut obs = Observations::new(local);
+    obs.binding = sim.stun(local, PRIMARY, PRIMARY);
+    obs.alt_ip = sim.stun(local, ALT_IP, ALT_IP);
+    obs.change_ip_port = sim.stun(local, PRIMARY, ALT_IP_PORT);
+    assert_eq!(classify(&obs).nat_type(), NatType::FullCone);
+    assert_eq!(
+        classify(&SimNat::new(lab).observe()).nat_type(),
+        NatType::RestrictNat
+    );
+}
+
+/// With a mapping socket and no NAT, the external address found only by the mapping
+/// socket is compared with that socket's own local address.
+#[test]
+fn mapping_socket_alone_still_spots_no_nat() {
+    let lab = Lab {
+        nat: false,
+        filter: None,
+        ..NAT
+    };
+    let mut obs = SimNat::new(lab).observe_with(true);
+    obs.binding = Some(Probe::silent(addr(PRIMARY)));
+    obs.change_ip_port = None;
+    obs.change_port = None;
+    let report = classify(&obs);
+    assert_eq!(report.nat_type(), NatType::OpenInternet);
+    assert_eq!(report.external, Some(addr("198.51.100.10:40002")));
 }
 
 #[test]

@@ -18,7 +18,7 @@ mod types;
 pub use classify::classify;
 pub use delta::{P2PD_DELTA_TESTS, P2PD_DELTA_THRESHOLD, classify_delta, classify_delta_with};
 pub use observations::{
-    DeltaSamples, HairpinProbe, Observations, PortSample, Probe, ProbeKind, Reply,
+    DeltaSamples, HairpinProbe, MappingSocket, Observations, PortSample, Probe, ProbeKind, Reply,
 };
 pub use report::{NatReport, ProbeRtt};
 pub use types::{

@@ -25,6 +25,9 @@ pub enum ProbeKind {
     AltIp,
     /// Mapping test III: plain binding to the alternate IP and alternate port.
     AltIpPort,
+    /// Test I repeated from the mapping socket, when the mapping tests run on a socket
+    /// of their own (see [`MappingSocket`]).
+    MappingBinding,
 }
 
 impl ProbeKind {
@@ -36,6 +39,7 @@ impl ProbeKind {
             ProbeKind::ChangePort => "change port",
             ProbeKind::AltIp => "alt ip",
             ProbeKind::AltIpPort => "alt ip+port",
+            ProbeKind::MappingBinding => "mapping binding",
         }
     }
 }
@@ -140,6 +144,18 @@ impl DeltaSamples {
     }
 }
 
+/// The second socket the mapping tests may run from. Filtering state is kept per
+/// mapping, so this socket's traffic to the alternate IP cannot open the filtering
+/// socket's filter, and both test groups can run at once. Its mapping tests are then
+/// compared with its own binding to the primary address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MappingSocket {
+    /// The concrete local address of the mapping socket.
+    pub local: SocketAddr,
+    /// Its binding request to the primary address.
+    pub binding: Option<Probe>,
+}
+
 /// Everything one NAT run saw, for one local socket and one RFC 5780/3489 server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observations {
@@ -151,6 +167,9 @@ pub struct Observations {
     pub change_port: Option<Probe>,
     pub alt_ip: Option<Probe>,
     pub alt_ip_port: Option<Probe>,
+    /// `Some` when `alt_ip`/`alt_ip_port` were sent from a second socket; `None` when
+    /// they were sent from `local` after the filtering tests' windows had closed.
+    pub mapping_socket: Option<MappingSocket>,
     pub hairpin: Option<HairpinProbe>,
     pub delta: DeltaSamples,
     /// Wall time of the whole run, measured by the driver.
@@ -167,6 +186,7 @@ impl Observations {
             change_port: None,
             alt_ip: None,
             alt_ip_port: None,
+            mapping_socket: None,
             hairpin: None,
             delta: DeltaSamples::default(),
             elapsed: Duration::ZERO,
@@ -175,14 +195,19 @@ impl Observations {
 
     /// The STUN probes that were sent, in RFC 5780 order.
     pub fn probes(&self) -> impl Iterator<Item = (ProbeKind, &Probe)> {
+        let mapping_binding = self
+            .mapping_socket
+            .as_ref()
+            .and_then(|m| m.binding.as_ref());
         [
-            (ProbeKind::Binding, &self.binding),
-            (ProbeKind::ChangeIpPort, &self.change_ip_port),
-            (ProbeKind::ChangePort, &self.change_port),
-            (ProbeKind::AltIp, &self.alt_ip),
-            (ProbeKind::AltIpPort, &self.alt_ip_port),
+            (ProbeKind::Binding, self.binding.as_ref()),
+            (ProbeKind::ChangeIpPort, self.change_ip_port.as_ref()),
+            (ProbeKind::ChangePort, self.change_port.as_ref()),
+            (ProbeKind::MappingBinding, mapping_binding),
+            (ProbeKind::AltIp, self.alt_ip.as_ref()),
+            (ProbeKind::AltIpPort, self.alt_ip_port.as_ref()),
         ]
         .into_iter()
-        .filter_map(|(kind, probe)| probe.as_ref().map(|p| (kind, p)))
+        .filter_map(|(kind, probe)| probe.map(|p| (kind, p)))
     }
 }
