@@ -27,10 +27,11 @@
 
 use std::net::SocketAddr;
 
+use super::behaviour::{Allocation, FilteringBehaviour, MappingBehaviour};
 use super::delta::classify_delta;
 use super::observations::{Observations, Probe, ProbeKind, Reply};
 use super::report::{NatReport, ProbeRtt};
-use super::types::{Allocation, FilteringBehaviour, MappingBehaviour, NatInfo, NatType, PortRange};
+use super::types::{NatInfo, NatType, PortRange};
 
 /// What one filtering test established.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::behaviour::{Allocation, FilteringBehaviour, MappingBehaviour};
 use super::observations::ProbeKind;
-use super::types::{Allocation, Delta, FilteringBehaviour, MappingBehaviour, NatInfo, NatType};
+use super::types::{Delta, NatInfo, NatType};
 
 /// How long one probe's reply took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,8 @@
-//! The vocabulary of NAT classification: P2PD's NAT and delta enums (with their numbers
-//! and texts, so dicts round-trip with P2PD), the RFC 4787 behaviour enums (§4.1 mapping,
-//! §4.2.1 port allocation, §5 filtering), and [`NatInfo`], P2PD's `nat_info()` dict with
-//! its derived flags. The full result of a run, [`NatReport`](super::NatReport), lives in
-//! `report.rs`; how observations become these values lives in `classify.rs`.
+//! P2PD's vocabulary: the NAT and delta enums (with P2PD's numbers and texts, so dicts
+//! round-trip with P2PD) and [`NatInfo`], P2PD's `nat_info()` dict with its derived
+//! flags. The RFC 4787 view lives in `behaviour.rs`, the full result of a run
+//! ([`NatReport`](super::NatReport)) in `report.rs`, and how observations become these
+//! values in `classify.rs`.
 
 use std::fmt;
 
@@ -188,84 +188,6 @@ impl fmt::Display for Delta {
             Delta::Independent(v) | Delta::Dependent(v) => write!(f, "{} [{v}]", self.info()),
             _ => f.write_str(self.info()),
         }
-    }
-}
-
-/// RFC 4787 §4.1 mapping behaviour: what decides whether a new flow reuses a mapping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MappingBehaviour {
-    /// Same internal ip:port gets the same mapping for every destination (REQ-1).
-    EndpointIndependent,
-    /// A new mapping per destination IP.
-    AddressDependent,
-    /// A new mapping per destination ip:port.
-    AddressAndPortDependent,
-}
-
-/// RFC 4787 §5 filtering behaviour: who may send in through an existing mapping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FilteringBehaviour {
-    /// Anyone.
-    EndpointIndependent,
-    /// Any port of an IP the client has sent to.
-    AddressDependent,
-    /// Only the exact ip:port the client has sent to.
-    AddressAndPortDependent,
-}
-
-/// Text shared by both RFC 4787 behaviour enums, as RFC 5780 §4.3/§4.4 words them.
-const BEHAVIOUR_TEXT: [&str; 3] = [
-    "endpoint-independent",
-    "address-dependent",
-    "address-and-port-dependent",
-];
-
-impl fmt::Display for MappingBehaviour {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(BEHAVIOUR_TEXT[*self as usize])
-    }
-}
-
-impl fmt::Display for FilteringBehaviour {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(BEHAVIOUR_TEXT[*self as usize])
-    }
-}
-
-/// RFC 4787 §4.2.1 port allocation, the coarse view of [`Delta`]: can the next external
-/// port be guessed, and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Allocation {
-    /// External port == internal port (port preservation).
-    Preserving,
-    /// The next port follows from earlier ones (P2PD's preserving, independent and
-    /// dependent deltas: a fixed offset or step).
-    Sequential,
-    /// No usable pattern.
-    Random,
-}
-
-impl Allocation {
-    /// The allocation a delta implies; `None` when nothing was measured.
-    pub fn from_delta(delta: Delta) -> Option<Allocation> {
-        match delta {
-            Delta::NotApplicable => None,
-            Delta::Equal => Some(Allocation::Preserving),
-            Delta::Preserving | Delta::Independent(_) | Delta::Dependent(_) => {
-                Some(Allocation::Sequential)
-            }
-            Delta::Random => Some(Allocation::Random),
-        }
-    }
-}
-
-impl fmt::Display for Allocation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Allocation::Preserving => "preserving",
-            Allocation::Sequential => "sequential",
-            Allocation::Random => "random",
-        })
     }
 }
 
