@@ -14,6 +14,7 @@ mod behaviour;
 mod classify;
 mod delta;
 mod observations;
+mod probe;
 mod report;
 mod types;
 
