@@ -85,6 +85,10 @@
 #     a probe, then `lab.sh exec router conntrack -L`: the outbound flows plus one
 #     [UNREPLIED] inbound flow DNATed by the ADF rule; 4 s later conntrack and @rev were
 #     empty (per-namespace timeout honoured).
+#   - hairpin between two hosts: client (10.77.0.10:40000) asked 203.0.113.1:3478 for its
+#     mapping, then client2 (10.77.1.10:50000) sent to that mapping. port-restricted:
+#     client got it from 203.0.113.100:21348 (client2's external mapping, REQ-9);
+#     masquerade: nothing arrived (stock Linux does not hairpin).
 #   - `lab.sh down` leaves no p2pdlab-* namespace (`ip netns list`).
 set -euo pipefail
 
