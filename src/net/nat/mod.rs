@@ -1,1 +1,28 @@
-//! NAT classification (P2PD types and RFC 4787 behaviour).
+//! NAT classification: P2PD's NAT and delta types and RFC 4787 mapping/filtering
+//! behaviour, from one set of STUN probes (RFC 5780 §4.3/§4.4, RFC 3489 §10.1).
+//!
+//! - `types`: P2PD's NAT and delta enums (numbers and texts) and its nat dict.
+//! - `behaviour`: the RFC 4787 mapping, filtering and allocation enums.
+//! - `observations`: what each probe saw, recorded by the driver without judgement.
+//! - `classify` / `delta`: pure functions from observations to the answer.
+//! - `report`: the answer, as a netcheck-style table, P2PD's dict or full JSON.
+//! - `probe`: design of the probe driver (ordering, isolation, silence windows).
+//!
+//! The NAT lab that exercises all of this on real nftables NATs is tests/natlab/lab.sh.
+
+mod behaviour;
+mod classify;
+mod delta;
+mod observations;
+mod probe;
+mod report;
+mod types;
+
+pub use behaviour::{Allocation, FilteringBehaviour, MappingBehaviour};
+pub use classify::classify;
+pub use delta::{P2PD_DELTA_TESTS, P2PD_DELTA_THRESHOLD, classify_delta, classify_delta_with};
+pub use observations::{
+    DeltaSamples, HairpinProbe, MappingSocket, Observations, PortSample, Probe, ProbeKind, Reply,
+};
+pub use report::{NatReport, ProbeRtt};
+pub use types::{Delta, Error, NatInfo, NatType, PortRange};
