@@ -280,7 +280,7 @@ async fn lookup(host: &str, family: Family, opts: &ResolveOptions) -> Result<IpA
     };
     let lookup = match answer {
         Err(_) => return Err(timed_out()),
-        Ok(Err(e)) if matches!(e, hickory_resolver::net::NetError::Timeout) => {
+        Ok(Err(hickory_resolver::net::NetError::Timeout)) => {
             return Err(timed_out());
         }
         Ok(Err(e)) if e.is_no_records_found() || e.is_nx_domain() => {
