@@ -41,11 +41,18 @@ async fn next_event(events: &mut Receiver<PipeEvent>) -> PipeEvent {
         .expect("event stream open")
 }
 
-/// Runs an `async fn(v6: bool)` case once per family.
+/// Runs an `async fn(v6: bool)` case once per family, on a multi-threaded runtime as the
+/// REPL uses (readers and callers on different threads).
 macro_rules! both_families {
     ($($case:ident),* $(,)?) => {
-        mod v4 { $( #[tokio::test] async fn $case() { super::$case(false).await } )* }
-        mod v6 { $( #[tokio::test] async fn $case() { super::$case(true).await } )* }
+        mod v4 { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(false).await }
+        )* }
+        mod v6 { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(true).await }
+        )* }
     };
 }
 
@@ -65,6 +72,8 @@ both_families!(
     peer_closing_ends_the_pipe,
     echo_servers_echo,
     wrong_family_destination_is_an_error,
+    connect_timeout_names_address_and_limit,
+    dropping_every_handle_frees_the_port,
 );
 
 async fn tcp_client_and_server_exchange(v6: bool) {
@@ -436,4 +445,64 @@ async fn wrong_family_destination_is_an_error(v6: bool) {
         .unwrap_err();
     assert!(matches!(e, Error::FamilyMismatch { .. }), "{e:?}");
     udp.close().await;
+}
+
+/// A listener whose accept queue is full drops further SYNs, so connecting hangs: the
+/// connect timeout must fire and name the address and the limit.
+async fn connect_timeout_names_address_and_limit(v6: bool) {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(lo(v6)),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    socket.bind(&lo(v6).into()).unwrap();
+    socket.listen(0).unwrap();
+    let full: std::net::TcpListener = socket.into();
+    let addr = full.local_addr().unwrap();
+    let opts = PipeOptions {
+        connect_timeout: Duration::from_millis(300),
+        ..PipeOptions::default()
+    };
+    let mut kept = Vec::new();
+    let mut timed_out = None;
+    for _ in 0..8 {
+        match Pipe::open(Proto::Tcp, Some(addr), lo(v6), opts.clone()).await {
+            Ok(pipe) => kept.push(pipe),
+            Err(e) => {
+                timed_out = Some(e);
+                break;
+            }
+        }
+    }
+    let e = timed_out.expect("a connection beyond the backlog");
+    assert!(
+        matches!(e, Error::TimedOut { addr: a, .. } if a == addr),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        format!("connect to {addr} timed out after 0.3 s")
+    );
+}
+
+/// No `close`: dropping the last handle stops the tasks, which own the socket halves.
+async fn dropping_every_handle_frees_the_port(v6: bool) {
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let pipe = open(proto, None, v6).await;
+        let addr = pipe.local_addr();
+        drop(pipe);
+        // Tasks are cancelled asynchronously; allow them a moment, generously.
+        let start = Instant::now();
+        let again = loop {
+            match Pipe::open(proto, None, addr, PipeOptions::default()).await {
+                Ok(pipe) => break pipe,
+                Err(Error::AddrInUse { .. }) if start.elapsed() < WAIT => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(e) => panic!("{proto} port {addr} still held after drop: {e}"),
+            }
+        };
+        again.close().await;
+    }
 }
