@@ -13,13 +13,16 @@
 //! Fixed: errors are returned, not swallowed (§9 item 8); `recv` with a zero timeout polls;
 //! queues are bounded; `close` frees the port before it returns.
 //!
-//! Files: `subscription.rs` (pure queues), `events.rs` (observer channels), `socket.rs`
+//! Files: `subscription.rs` (pure queues), `inbound.rs` (the path of arriving bytes, `recv`,
+//! links), `events.rs` (observer channels), `lifecycle.rs` (close, end, drop), `socket.rs`
 //! (socket2 binding), `tcp.rs` / `udp.rs` (readers and writers), `server.rs` (accepting),
 //! `daemon.rs` (echo server), `error.rs`.
 
 mod daemon;
 mod error;
 mod events;
+mod inbound;
+mod lifecycle;
 mod server;
 mod socket;
 pub mod subscription;
@@ -249,65 +252,6 @@ impl Pipe {
         lock(&self.inner.tasks).push(task);
     }
 
-    /// Receive what matches `pattern` (a byte regex matched anywhere; `None` or `""` = all)
-    /// from `peer` (`None` = anyone; port 0 = any port of that IP). Each matching
-    /// subscription gets its own copy. Subscribing twice returns the same id.
-    pub fn subscribe(
-        &self,
-        pattern: Option<&str>,
-        peer: Option<SocketAddr>,
-    ) -> Result<SubId, Error> {
-        lock(&self.inner.subs)
-            .subscribe(pattern, peer)
-            .map_err(|e| Error::BadRegex {
-                pattern: e.pattern,
-                reason: e.reason,
-            })
-    }
-
-    /// The existing subscription with this exact pattern and peer, if any.
-    pub fn find_subscription(
-        &self,
-        pattern: Option<&str>,
-        peer: Option<SocketAddr>,
-    ) -> Option<SubId> {
-        lock(&self.inner.subs).find(pattern, peer)
-    }
-
-    /// Drop a subscription and its queue; `false` if it did not exist.
-    pub fn unsubscribe(&self, sub: SubId) -> bool {
-        lock(&self.inner.subs).unsubscribe(sub)
-    }
-
-    /// The oldest message queued for `sub`, waiting up to `timeout` for one; a zero timeout
-    /// only polls. `Ok(None)` on timeout, or at once when the pipe has ended and the queue is
-    /// empty. An unknown `sub` is an error (P2PD returned `None`).
-    pub async fn recv(&self, sub: SubId, timeout: Duration) -> Result<Option<Message>, Error> {
-        let deadline = deadline_after(timeout);
-        loop {
-            let notified = self.inner.arrived.notified();
-            tokio::pin!(notified);
-            // Registered before looking, so a message queued in between still wakes us.
-            notified.as_mut().enable();
-            match lock(&self.inner.subs).pop(sub) {
-                Ok(Some(message)) => return Ok(Some(message)),
-                Ok(None) => {}
-                Err(_) => {
-                    return Err(Error::NoSuchSubscription {
-                        id: sub,
-                        pipe: self.to_string(),
-                    });
-                }
-            }
-            if timeout.is_zero() || !self.is_running() {
-                return Ok(None);
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Ok(None);
-            }
-        }
-    }
-
     /// Send to the pipe's destination: the TCP peer, or a UDP client's `dest`. A server has
     /// no destination (use [`Pipe::send_to`]).
     pub async fn send(&self, data: &[u8]) -> Result<(), Error> {
@@ -364,111 +308,6 @@ impl Pipe {
         self.inner.observers.add()
     }
 
-    /// Relay everything that arrives here into `other` (with `other.send`). One-way: link
-    /// both ways for a bridge. Relaying into a pipe without a destination fails silently.
-    /// A link does not keep `other` alive.
-    pub fn add_pipe(&self, other: &Pipe) {
-        let mut links = lock(&self.inner.links);
-        links.retain(|l| l.strong_count() > 0);
-        if !links
-            .iter()
-            .any(|l| l.ptr_eq(&Arc::downgrade(&other.inner)))
-        {
-            links.push(Arc::downgrade(&other.inner));
-        }
-    }
-
-    /// Stop relaying into `other`.
-    pub fn del_pipe(&self, other: &Pipe) {
-        let target = Arc::downgrade(&other.inner);
-        lock(&self.inner.links).retain(|l| !l.ptr_eq(&target) && l.strong_count() > 0);
-    }
-
-    /// Close the socket (a server also closes its accepted clients), end `recv` waits and
-    /// emit `End`. Safe to call twice. When it returns the port can be bound again.
-    pub async fn close(&self) {
-        let inner = &self.inner;
-        if inner.closed.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let tasks = std::mem::take(&mut *lock(&inner.tasks));
-        for task in &tasks {
-            task.abort();
-        }
-        for task in tasks {
-            // Awaiting an aborted task returns once its future, and the socket half it
-            // owns, is dropped. Never await the calling task itself.
-            if tokio::task::try_id() != Some(task.id()) {
-                let _ = task.await;
-            }
-        }
-        match &inner.io {
-            Io::Stream(_) => {}
-            Io::Datagram(sender) => sender.close(),
-            Io::Listener(clients) => {
-                for client in clients.take_all() {
-                    Box::pin(client.close()).await;
-                }
-            }
-        }
-        lock(&inner.links).clear();
-        self.end().await;
-        if inner.owns_observers {
-            inner.observers.clear();
-        }
-    }
-
-    /// The end of a pipe, whoever noticed it first (reader at EOF, or `close`). Emits `End`
-    /// once.
-    async fn end(&self) {
-        let inner = &self.inner;
-        if inner.ended.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        if let Io::Stream(writer) = &inner.io {
-            writer.shutdown().await;
-        }
-        if let Some(server) = inner.parent.upgrade()
-            && let Io::Listener(clients) = &server.io
-        {
-            clients.remove(self);
-        }
-        inner.arrived.notify_waiters();
-        if let Io::Listener(clients) = &inner.io {
-            clients.wake();
-        }
-        // Bounded, so a stalled observer cannot make `close` hang.
-        let _ = tokio::time::timeout(
-            inner.opts.send_timeout,
-            inner.observers.emit(PipeEvent::End(self.clone()), true),
-        )
-        .await;
-    }
-
-    /// Bytes arrived from `peer`: relay, tell observers, queue.
-    async fn on_message(&self, peer: SocketAddr, data: Vec<u8>) {
-        let inner = &self.inner;
-        let server = inner.parent.upgrade();
-        let mut links: Vec<Pipe> = live_links(inner);
-        if let Some(server) = &server {
-            links.extend(live_links(server));
-        }
-        for link in links {
-            // A failing relay must not stop this pipe; the linked pipe reports its own end.
-            let _ = link.send(&data).await;
-        }
-        let event = PipeEvent::Message {
-            peer,
-            data: data.clone(),
-            pipe: self.clone(),
-        };
-        inner.observers.emit(event, inner.proto == Proto::Tcp).await;
-        deliver(inner, peer, &data);
-        if let Some(server) = &server {
-            deliver(server, peer, &data);
-        }
-    }
-
     fn closed_error(&self) -> Error {
         Error::Closed {
             pipe: self.to_string(),
@@ -510,37 +349,11 @@ impl Pipe {
     }
 }
 
-fn live_links(inner: &Inner) -> Vec<Pipe> {
-    lock(&inner.links)
-        .iter()
-        .filter_map(Weak::upgrade)
-        .map(|inner| Pipe { inner })
-        .collect()
-}
-
-fn deliver(inner: &Inner, peer: SocketAddr, data: &[u8]) {
-    let taken = {
-        let mut subs = lock(&inner.subs);
-        !subs.is_empty() && subs.deliver(peer, data) > 0
-    };
-    if taken {
-        inner.arrived.notify_waiters();
-    }
-}
-
 /// `now + timeout`, saturating at a far future for "forever"-like timeouts.
 fn deadline_after(timeout: Duration) -> tokio::time::Instant {
     let now = tokio::time::Instant::now();
     now.checked_add(timeout)
         .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        for task in lock(&self.tasks).drain(..) {
-            task.abort();
-        }
-    }
 }
 
 impl fmt::Display for Pipe {
