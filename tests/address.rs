@@ -136,3 +136,29 @@ async fn silent_name_server_times_out_with_host_and_family() {
     // Generous bound: the point is that it is not hickory's 15 s default.
     assert!(start.elapsed() < Duration::from_secs(5));
 }
+
+/// What an unusable `resolv.conf` falls back to: no name servers, hosts file only.
+#[tokio::test]
+async fn without_name_servers_hosts_and_localhost_still_work() {
+    let mut hosts = tempfile::NamedTempFile::new().unwrap();
+    writeln!(hosts, "203.0.113.9 lab.test").unwrap();
+    let opts = ResolveOptions {
+        name_servers: Some(Vec::new()),
+        hosts_file: Some(hosts.path().to_path_buf()),
+        ..ResolveOptions::default()
+    };
+    let a = resolve("lab.test", 1, Family::V4, &opts).await.unwrap();
+    assert_eq!(a.ip, "203.0.113.9".parse::<IpAddr>().unwrap());
+    let b = resolve("localhost", 1, Family::V6, &opts).await.unwrap();
+    assert_eq!(b.ip, Family::V6.loopback());
+
+    let start = Instant::now();
+    let e = resolve("elsewhere.test", 1, Family::V4, &opts)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("elsewhere.test"), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "no server means no waiting"
+    );
+}

@@ -25,8 +25,10 @@ impl Pipe {
                 let _ = task.await;
             }
         }
+        // Released here as well as in `end`: a reader may have started `end` and been
+        // aborted above before releasing anything.
         match &inner.io {
-            Io::Stream(_) => {}
+            Io::Stream(writer) => writer.shutdown().await,
             Io::Datagram(sender) => sender.close(),
             Io::Listener(clients) => {
                 for client in clients.take_all() {
@@ -39,6 +41,12 @@ impl Pipe {
         if inner.owns_observers {
             inner.observers.clear();
         }
+    }
+
+    /// A reader saw EOF or a fatal error. `end` runs in a task of its own, because `close`
+    /// aborts the reader tasks and must not cancel an `End` half emitted.
+    pub(super) fn reader_finished(self) {
+        tokio::spawn(async move { self.end().await });
     }
 
     /// The end of a pipe, whoever noticed it first (reader at EOF, or `close`). Emits `End`

@@ -131,7 +131,7 @@ async fn read_loop(pipe: Weak<Inner>, mut read: OwnedReadHalf, peer: SocketAddr)
         Pipe { inner }.on_message(peer, chunk).await;
     }
     if let Some(inner) = pipe.upgrade() {
-        Pipe { inner }.end().await;
+        Pipe { inner }.reader_finished();
     }
 }
 

@@ -67,7 +67,7 @@ async fn read_loop(pipe: Weak<Inner>, socket: Arc<UdpSocket>) {
         Pipe { inner }.on_message(peer, datagram).await;
     }
     if let Some(inner) = pipe.upgrade() {
-        Pipe { inner }.end().await;
+        Pipe { inner }.reader_finished();
     }
 }
 
