@@ -1,0 +1,132 @@
+//! What happens to bytes that arrive on a pipe, in P2PD's order: (1) relayed to linked
+//! pipes, (2) handed to event observers, (3) queued in every matching subscription; and the
+//! reading side of the API (`subscribe`, `recv`) plus linking (`add_pipe`, `del_pipe`).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::{Error, Inner, Message, Pipe, PipeEvent, Proto, SubId, deadline_after, lock};
+
+impl Pipe {
+    /// Receive what matches `pattern` (a byte regex matched anywhere; `None` or `""` = all)
+    /// from `peer` (`None` = anyone; port 0 = any port of that IP). Each matching
+    /// subscription gets its own copy. Subscribing twice returns the same id.
+    pub fn subscribe(
+        &self,
+        pattern: Option<&str>,
+        peer: Option<SocketAddr>,
+    ) -> Result<SubId, Error> {
+        lock(&self.inner.subs)
+            .subscribe(pattern, peer)
+            .map_err(|e| Error::BadRegex {
+                pattern: e.pattern,
+                reason: e.reason,
+            })
+    }
+
+    /// The existing subscription with this exact pattern and peer, if any.
+    pub fn find_subscription(
+        &self,
+        pattern: Option<&str>,
+        peer: Option<SocketAddr>,
+    ) -> Option<SubId> {
+        lock(&self.inner.subs).find(pattern, peer)
+    }
+
+    /// Drop a subscription and its queue; `false` if it did not exist.
+    pub fn unsubscribe(&self, sub: SubId) -> bool {
+        lock(&self.inner.subs).unsubscribe(sub)
+    }
+
+    /// The oldest message queued for `sub`, waiting up to `timeout` for one; a zero timeout
+    /// only polls. `Ok(None)` on timeout, or at once when the pipe has ended and the queue is
+    /// empty. An unknown `sub` is an error (P2PD returned `None`).
+    pub async fn recv(&self, sub: SubId, timeout: Duration) -> Result<Option<Message>, Error> {
+        let deadline = deadline_after(timeout);
+        loop {
+            let notified = self.inner.arrived.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a message queued in between still wakes us.
+            notified.as_mut().enable();
+            match lock(&self.inner.subs).pop(sub) {
+                Ok(Some(message)) => return Ok(Some(message)),
+                Ok(None) => {}
+                Err(_) => {
+                    return Err(Error::NoSuchSubscription {
+                        id: sub,
+                        pipe: self.to_string(),
+                    });
+                }
+            }
+            if timeout.is_zero() || !self.is_running() {
+                return Ok(None);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Relay everything that arrives here into `other` (with `other.send`). One-way: link
+    /// both ways for a bridge. Relaying into a pipe without a destination fails silently.
+    /// A link does not keep `other` alive.
+    pub fn add_pipe(&self, other: &Pipe) {
+        let mut links = lock(&self.inner.links);
+        links.retain(|l| l.strong_count() > 0);
+        if !links
+            .iter()
+            .any(|l| l.ptr_eq(&Arc::downgrade(&other.inner)))
+        {
+            links.push(Arc::downgrade(&other.inner));
+        }
+    }
+
+    /// Stop relaying into `other`.
+    pub fn del_pipe(&self, other: &Pipe) {
+        let target = Arc::downgrade(&other.inner);
+        lock(&self.inner.links).retain(|l| !l.ptr_eq(&target) && l.strong_count() > 0);
+    }
+
+    /// Bytes arrived from `peer`: relay, tell observers, queue.
+    pub(super) async fn on_message(&self, peer: SocketAddr, data: Vec<u8>) {
+        let inner = &self.inner;
+        let server = inner.parent.upgrade();
+        let mut links: Vec<Pipe> = live_links(inner);
+        if let Some(server) = &server {
+            links.extend(live_links(server));
+        }
+        for link in links {
+            // A failing relay must not stop this pipe; the linked pipe reports its own end.
+            let _ = link.send(&data).await;
+        }
+        let event = PipeEvent::Message {
+            peer,
+            data: data.clone(),
+            pipe: self.clone(),
+        };
+        inner.observers.emit(event, inner.proto == Proto::Tcp).await;
+        deliver(inner, peer, &data);
+        if let Some(server) = &server {
+            deliver(server, peer, &data);
+        }
+    }
+}
+
+fn live_links(inner: &Inner) -> Vec<Pipe> {
+    lock(&inner.links)
+        .iter()
+        .filter_map(Weak::upgrade)
+        .map(|inner| Pipe { inner })
+        .collect()
+}
+
+fn deliver(inner: &Inner, peer: SocketAddr, data: &[u8]) {
+    let taken = {
+        let mut subs = lock(&inner.subs);
+        !subs.is_empty() && subs.deliver(peer, data) > 0
+    };
+    if taken {
+        inner.arrived.notify_waiters();
+    }
+}

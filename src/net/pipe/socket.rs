@@ -1,0 +1,74 @@
+//! Bound sockets for pipes, made with socket2 because tokio cannot set every option we need
+//! before `bind` (rust-stack-notes §5(g)).
+//!
+//! - TCP sockets get SO_REUSEADDR, so a port freed by `close()` can be bound again at once
+//!   even while old connections sit in TIME_WAIT. UDP sockets do not: on Linux two UDP
+//!   sockets with SO_REUSEADDR may share a port and silently split its traffic.
+//! - IPv6 sockets are IPv6-only, so `[::]:P` and `0.0.0.0:P` can be two separate pipes, as
+//!   routes are per family.
+
+use std::net::SocketAddr;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::net::{TcpListener, TcpSocket, UdpSocket};
+
+use super::error::Error;
+
+/// Queue of connections the kernel completes before `accept`.
+const LISTEN_BACKLOG: i32 = 1024;
+
+fn bound(local: SocketAddr, ty: Type, protocol: Protocol) -> Result<Socket, Error> {
+    let io = |op, source| Error::Io {
+        op,
+        addr: local,
+        source,
+    };
+    let socket = Socket::new(Domain::for_address(local), ty, Some(protocol))
+        .map_err(|e| io("create socket for", e))?;
+    if protocol == Protocol::TCP {
+        socket
+            .set_reuse_address(true)
+            .map_err(|e| io("set SO_REUSEADDR on", e))?;
+    }
+    if local.is_ipv6() {
+        socket
+            .set_only_v6(true)
+            .map_err(|e| io("set IPV6_V6ONLY on", e))?;
+    }
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| io("set non-blocking on", e))?;
+    socket
+        .bind(&SockAddr::from(local))
+        .map_err(|e| Error::bind(local, e))?;
+    Ok(socket)
+}
+
+/// A TCP socket bound to `local`, ready to connect.
+pub(super) fn tcp_client(local: SocketAddr) -> Result<TcpSocket, Error> {
+    let socket = bound(local, Type::STREAM, Protocol::TCP)?;
+    Ok(TcpSocket::from_std_stream(socket.into()))
+}
+
+/// A TCP socket listening on `local`. Must run inside the tokio runtime.
+pub(super) fn tcp_listener(local: SocketAddr) -> Result<TcpListener, Error> {
+    let socket = bound(local, Type::STREAM, Protocol::TCP)?;
+    socket
+        .listen(LISTEN_BACKLOG)
+        .map_err(|e| Error::bind(local, e))?;
+    TcpListener::from_std(socket.into()).map_err(|source| Error::Io {
+        op: "register listener",
+        addr: local,
+        source,
+    })
+}
+
+/// A UDP socket bound to `local`. Must run inside the tokio runtime.
+pub(super) fn udp(local: SocketAddr) -> Result<UdpSocket, Error> {
+    let socket = bound(local, Type::DGRAM, Protocol::UDP)?;
+    UdpSocket::from_std(socket.into()).map_err(|source| Error::Io {
+        op: "register UDP socket",
+        addr: local,
+        source,
+    })
+}

@@ -1,0 +1,120 @@
+//! UDP pipes: one socket, a read loop, and `send_to` anywhere.
+//!
+//! A UDP "client" is not OS-connected (P2PD's UDP_CON): its destination is only the default
+//! target of `send`, and datagrams from anyone are received. ICMP errors surfacing on the
+//! socket (refused, reset) concern one earlier datagram, so they never end the pipe.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::net::UdpSocket;
+
+use super::events::Observers;
+use super::{Error, Inner, Io, Kind, Pipe, PipeOptions, Proto, Spec, lock, socket};
+
+/// Largest UDP payload.
+const MAX_DATAGRAM: usize = 64 * 1024;
+
+/// The socket, shared with the read loop; `None` once closed.
+pub(super) struct Sender {
+    socket: Mutex<Option<Arc<UdpSocket>>>,
+}
+
+/// Bind `local` and start reading.
+pub(super) fn open(
+    local: SocketAddr,
+    dest: Option<SocketAddr>,
+    opts: PipeOptions,
+    observers: Arc<Observers>,
+    subscribe_all: bool,
+) -> Result<Pipe, Error> {
+    let socket = Arc::new(socket::udp(local)?);
+    let bound = socket.local_addr().unwrap_or(local);
+    let pipe = Pipe::build(Spec {
+        proto: Proto::Udp,
+        kind: if dest.is_some() {
+            Kind::Client
+        } else {
+            Kind::Server
+        },
+        local: bound,
+        dest,
+        opts,
+        io: Io::Datagram(Sender {
+            socket: Mutex::new(Some(socket.clone())),
+        }),
+        observers,
+        parent: Weak::new(),
+        subscribe_all,
+        clients_subscribe_all: false,
+    });
+    let task = tokio::spawn(read_loop(Arc::downgrade(&pipe.inner), socket));
+    pipe.add_task(task);
+    Ok(pipe)
+}
+
+async fn read_loop(pipe: Weak<Inner>, socket: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let (n, peer) = match socket.recv_from(&mut buf).await {
+            Ok(got) => got,
+            Err(e) if is_transient(&e) => continue,
+            Err(_) => break,
+        };
+        let Some(inner) = pipe.upgrade() else { return };
+        let datagram = buf.get(..n).unwrap_or_default().to_vec();
+        Pipe { inner }.on_message(peer, datagram).await;
+    }
+    if let Some(inner) = pipe.upgrade() {
+        Pipe { inner }.reader_finished();
+    }
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}
+
+impl Sender {
+    pub(super) async fn send_to(
+        &self,
+        pipe: &Pipe,
+        data: &[u8],
+        peer: SocketAddr,
+    ) -> Result<(), Error> {
+        let local = pipe.inner.local;
+        if peer.is_ipv4() != local.is_ipv4() {
+            return Err(Error::FamilyMismatch { local, dest: peer });
+        }
+        // Cloned out so the lock is not held across the send.
+        let socket = lock(&self.socket).clone();
+        let Some(socket) = socket else {
+            return Err(pipe.closed_error());
+        };
+        let timeout = pipe.inner.opts.send_timeout;
+        match tokio::time::timeout(timeout, socket.send_to(data, peer)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(source)) => Err(Error::Io {
+                op: "send to",
+                addr: peer,
+                source,
+            }),
+            Err(_) => Err(Error::TimedOut {
+                op: "send to",
+                addr: peer,
+                timeout,
+            }),
+        }
+    }
+
+    /// Drop our reference; with the read loop already stopped, the socket closes here.
+    pub(super) fn close(&self) {
+        lock(&self.socket).take();
+    }
+}
