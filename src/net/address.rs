@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -30,48 +30,9 @@ use hickory_resolver::config::{
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::{Hosts, TokioResolver};
 
-/// An IP address family, as chosen by a route.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Family {
-    V4,
-    V6,
-}
+/// The address family a route chooses; shared with routes and interfaces.
+pub use crate::net::ip_range::Family;
 
-impl Family {
-    /// The family an address belongs to. An IPv4-mapped IPv6 address counts as IPv6,
-    /// because that is the socket family it needs.
-    pub fn of(ip: IpAddr) -> Family {
-        match ip {
-            IpAddr::V4(_) => Family::V4,
-            IpAddr::V6(_) => Family::V6,
-        }
-    }
-
-    /// `127.0.0.1` or `::1`.
-    pub fn loopback(self) -> IpAddr {
-        match self {
-            Family::V4 => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            Family::V6 => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        }
-    }
-
-    /// `0.0.0.0` or `::`.
-    pub fn unspecified(self) -> IpAddr {
-        match self {
-            Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        }
-    }
-}
-
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        })
-    }
-}
 
 /// How to resolve a name. Two equal option sets share one cached resolver.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -244,7 +205,7 @@ fn literal_address(
     port: u16,
     family: Family,
 ) -> Result<Address, Error> {
-    let literal = Family::of(ip);
+    let literal = Family::of(&ip);
     if literal != family {
         return Err(Error::WrongFamily {
             host: host.to_owned(),
@@ -302,7 +263,7 @@ async fn lookup(host: &str, family: Family, opts: &ResolveOptions) -> Result<IpA
     // The hosts file can hold both families for one name; the strategy does not filter it.
     lookup
         .iter()
-        .find(|ip| Family::of(*ip) == family)
+        .find(|ip| Family::of(&*ip) == family)
         .ok_or_else(|| Error::NotFound {
             host: host.to_owned(),
             family,
