@@ -263,7 +263,7 @@ async fn lookup(host: &str, family: Family, opts: &ResolveOptions) -> Result<IpA
     // The hosts file can hold both families for one name; the strategy does not filter it.
     lookup
         .iter()
-        .find(|ip| Family::of(&*ip) == family)
+        .find(|ip| Family::of(ip) == family)
         .ok_or_else(|| Error::NotFound {
             host: host.to_owned(),
             family,
