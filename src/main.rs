@@ -2,10 +2,13 @@
 //! one-shot `-e`, stdin script) and maps the outcome to an exit code. Everything
 //! else lives in the `p2pd` library.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use p2pd::net::config::StunConfig;
+use p2pd::net::stun::StunServer;
 use p2pd::repl::{self, ReplOptions};
-use p2pd::script::{Cancel, Session, Sink, StdSink};
+use p2pd::script::{Cancel, Session, SessionOptions, Sink, StdSink};
 use std::io::{IsTerminal, Read};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,6 +27,9 @@ Examples:
   p2pd-repl script.rhai a b          run a script; it sees ARGS == [\"a\", \"b\"]
   p2pd-repl -e 'print(1 + 1)'        run one piece of code
   echo 'print(1)' | p2pd-repl        run stdin as a script
+  p2pd-repl --stun 127.0.0.1:3478    use this STUN server (repeatable; or P2PD_STUN=a,b)
+  p2pd-repl stun-server 127.0.0.1:3478 127.0.0.2:3479
+                                     run the built-in RFC 5780 STUN server
 
 Exit codes: 0 ok, 1 script error, 2 usage error, 130 interrupted (Ctrl-C).";
 
@@ -32,9 +38,17 @@ Exit codes: 0 ok, 1 script error, 2 usage error, 130 interrupted (Ctrl-C).";
     name = "p2pd-repl",
     version,
     about = "P2PD's basics (interfaces, routes, STUN, NAT, pipes) in an async Rhai shell",
-    after_help = EXAMPLES
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// STUN server HOST:PORT to use instead of the defaults (repeatable; overrides P2PD_STUN).
+    #[arg(long = "stun", value_name = "HOST:PORT")]
+    stun: Vec<String>,
+
     /// Run CODE instead of a file or the REPL.
     #[arg(
         short = 'e',
@@ -54,6 +68,18 @@ struct Args {
     /// Arguments passed to the script as ARGS.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the built-in STUN server (UDP and TCP) until Ctrl-C. With two addresses it
+    /// listens on both IPs x both ports and honours CHANGE-REQUEST (RFC 5780).
+    StunServer {
+        /// Primary IP:PORT.
+        primary: SocketAddr,
+        /// Alternate IP:PORT (a different IP and a different port).
+        alternate: Option<SocketAddr>,
+    },
 }
 
 fn main() {
@@ -85,6 +111,20 @@ fn run() -> i32 {
             return exit::SCRIPT_ERROR;
         }
     };
+    if let Some(Command::StunServer { primary, alternate }) = args.command {
+        return runtime.block_on(stun_server(primary, alternate));
+    }
+    let stun = match StunConfig::from_env(&args.stun) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("p2pd-repl: {e}");
+            return exit::USAGE;
+        }
+    };
+    let options = SessionOptions {
+        args: args.args.clone(),
+        stun,
+    };
     let cancel = Cancel::new();
     let interactive = args.eval.is_none() && args.file.is_none() && std::io::stdin().is_terminal();
     listen_for_interrupts(&runtime, cancel.clone(), !interactive);
@@ -97,7 +137,7 @@ fn run() -> i32 {
             colour: colour_ok && std::io::stdout().is_terminal(),
             history: repl::history::default_history_path(),
         };
-        repl::run(opts, |sink| Session::new(handle, cancel, sink, &args.args))
+        repl::run(opts, |sink| Session::new(handle, cancel, sink, options))
     } else {
         let (name, source) = match load_source(&args) {
             Ok(s) => s,
@@ -107,7 +147,7 @@ fn run() -> i32 {
             }
         };
         let sink: Arc<dyn Sink> = Arc::new(StdSink);
-        let mut session = Session::new(handle, cancel, sink.clone(), &args.args);
+        let mut session = Session::new(handle, cancel, sink.clone(), options);
         match session.eval(&source) {
             Ok(_) => exit::OK,
             Err(e) if e.interrupted => {
@@ -125,6 +165,31 @@ fn run() -> i32 {
     // Pending timers and sockets are dropped with the runtime, as asyncio.run does.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     code
+}
+
+/// `p2pd-repl stun-server`: serve until Ctrl-C, then free every port.
+async fn stun_server(primary: SocketAddr, alternate: Option<SocketAddr>) -> i32 {
+    if let Some(alt) = alternate {
+        if alt.ip() == primary.ip() || alt.port() == primary.port() {
+            eprintln!(
+                "p2pd-repl: the alternate address {alt} must differ from {primary} in both IP and port"
+            );
+            return exit::USAGE;
+        }
+    }
+    let mut server = match StunServer::start(primary, alternate).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("p2pd-repl: cannot start the STUN server on {primary}: {e}");
+            return exit::SCRIPT_ERROR;
+        }
+    };
+    for addr in server.local_addrs() {
+        println!("STUN server listening on {addr} (UDP and TCP)");
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    server.close().await;
+    exit::OK
 }
 
 fn paint_red(text: &str) -> String {

@@ -1,7 +1,7 @@
 //! The scripting session through the library API: what a Rust embedder and the REPL
 //! both rely on.
 
-use p2pd::script::{Cancel, MemorySink, Session};
+use p2pd::script::{Cancel, MemorySink, Session, SessionOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,12 @@ fn shell() -> Shell {
         .build()
         .unwrap();
     let sink = Arc::new(MemorySink::default());
-    let session = Session::new(rt.handle().clone(), Cancel::new(), sink.clone(), &[]);
+    let session = Session::new(
+        rt.handle().clone(),
+        Cancel::new(),
+        sink.clone(),
+        SessionOptions::default(),
+    );
     Shell {
         session,
         sink,

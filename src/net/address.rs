@@ -33,7 +33,6 @@ use hickory_resolver::{Hosts, TokioResolver};
 /// The address family a route chooses; shared with routes and interfaces.
 pub use crate::net::ip_range::Family;
 
-
 /// How to resolve a name. Two equal option sets share one cached resolver.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ResolveOptions {

@@ -17,8 +17,11 @@ use super::bytes;
 use super::registry::{Constants, HelpIndex, Registrar};
 use super::sink::Sink;
 use super::{shell, task, timers};
+use crate::net::config::StunConfig;
 use rhai::{AST, Dynamic, Engine, FnPtr, ParseError, Scope};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use super::session::SessionOptions;
 
 /// An engine plus what the front ends need to know about it.
 pub struct ShellEngine {
@@ -31,6 +34,8 @@ pub struct ShellEngine {
 pub struct BindContext {
     pub sink: Arc<dyn Sink>,
     pub bridge: Arc<Bridge>,
+    /// The session's STUN settings, shared by every binding that probes the network.
+    pub stun: Arc<RwLock<StunConfig>>,
 }
 
 /// A binding area: one file under `script/`, one entry in [`AREAS`].
@@ -49,7 +54,7 @@ fn timers_area(reg: &mut Registrar, _: &BindContext) {
     timers::register(reg);
 }
 
-pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, args: &[String]) -> ShellEngine {
+pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, opts: SessionOptions) -> ShellEngine {
     let mut engine = Engine::new();
     engine.set_default_tag(Dynamic::from(bridge.clone()));
     // Deep recursion in a user's function must error, not overflow the thread stack.
@@ -73,6 +78,7 @@ pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, args: &[String]) -> Shell
     let ctx = BindContext {
         sink: sink.clone(),
         bridge,
+        stun: Arc::new(RwLock::new(opts.stun)),
     };
     let (help, constants) = {
         let mut reg = Registrar::new(&mut engine);
@@ -80,7 +86,7 @@ pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, args: &[String]) -> Shell
         for area in AREAS {
             area(&mut reg, &ctx);
         }
-        let argv: rhai::Array = args.iter().map(|a| Dynamic::from(a.clone())).collect();
+        let argv: rhai::Array = opts.args.iter().map(|a| Dynamic::from(a.clone())).collect();
         reg.constant(
             "ARGS",
             argv,

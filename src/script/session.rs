@@ -12,10 +12,21 @@ use super::cancel::Cancel;
 use super::engine::{self, ShellEngine};
 use super::error::{ScriptError, message_of};
 use super::sink::Sink;
+use crate::net::config::StunConfig;
 use rhai::{AST, Dynamic, Scope};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::runtime::Handle;
+
+/// What a session is started with.
+#[derive(Clone, Debug, Default)]
+pub struct SessionOptions {
+    /// The script's `ARGS`.
+    pub args: Vec<String>,
+    /// STUN servers and timeouts (from `--stun`, `P2PD_STUN` or the defaults);
+    /// `stun_servers([...])` changes them for the rest of the session.
+    pub stun: StunConfig,
+}
 
 pub struct Session {
     shell: ShellEngine,
@@ -29,15 +40,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// `args` becomes the script's `ARGS`.
-    pub fn new(handle: Handle, cancel: Cancel, sink: Arc<dyn Sink>, args: &[String]) -> Self {
+    pub fn new(handle: Handle, cancel: Cancel, sink: Arc<dyn Sink>, opts: SessionOptions) -> Self {
         let bridge = Bridge::new(handle, cancel);
         let job_sink = sink.clone();
         bridge.set_job_error_sink(Arc::new(move |e| {
             let err = ScriptError::from_eval(e);
             job_sink.err(&format!("callback error: {}", err.render("<callback>", "")));
         }));
-        let shell = engine::build(bridge.clone(), sink.clone(), args);
+        let shell = engine::build(bridge.clone(), sink.clone(), opts);
         let echo = shell
             .engine
             .compile("fn __echo(v) { repr(v) }")
