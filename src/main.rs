@@ -169,13 +169,11 @@ fn run() -> i32 {
 
 /// `p2pd-repl stun-server`: serve until Ctrl-C, then free every port.
 async fn stun_server(primary: SocketAddr, alternate: Option<SocketAddr>) -> i32 {
-    if let Some(alt) = alternate {
-        if alt.ip() == primary.ip() || alt.port() == primary.port() {
-            eprintln!(
-                "p2pd-repl: the alternate address {alt} must differ from {primary} in both IP and port"
-            );
-            return exit::USAGE;
-        }
+    if let Some(alt) = alternate.filter(|a| a.ip() == primary.ip() || a.port() == primary.port()) {
+        eprintln!(
+            "p2pd-repl: the alternate address {alt} must differ from {primary} in both IP and port"
+        );
+        return exit::USAGE;
     }
     let mut server = match StunServer::start(primary, alternate).await {
         Ok(s) => s,
