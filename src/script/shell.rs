@@ -20,6 +20,12 @@ const REPR: Help = Help::function(
     "The value as the REPL echoes it: strings quoted, bytes as b'...', objects in full.",
     r#"repr([1, "two", b"3"])"#,
 );
+const YIELD_NOW: Help = Help::function(
+    "shell",
+    &["yield_now()"],
+    "Give the runtime one turn, like `await asyncio.sleep(0)`: pending callbacks run, then the script goes on.",
+    "yield_now()",
+);
 const SLEEP: Help = Help::function(
     "shell",
     &["sleep(secs)"],
@@ -66,6 +72,12 @@ pub fn register(reg: &mut Registrar, sink: Arc<dyn Sink>, index: Arc<OnceLock<Ar
     })
     .func("sleep", &SLEEP, |ctx: NativeCallContext, s: Dynamic| {
         sleep(&ctx, s)
+    })
+    .func("yield_now", &YIELD_NOW, |ctx: NativeCallContext| {
+        bridge::wait(&ctx, async {
+            tokio::task::yield_now().await;
+            Ok::<_, Box<EvalAltResult>>(())
+        })
     });
 }
 
