@@ -194,3 +194,45 @@ fn help_lists_areas_and_describes_one_function() {
     p.exp_string("sleep(secs)").unwrap();
     p.exp_string("example: sleep(0.5)").unwrap();
 }
+
+/// Starts the REPL with colour allowed (a terminal, no NO_COLOR).
+fn coloured_repl(home: &std::path::Path, no_color_env: bool) -> PtySession {
+    let mut cmd = Command::new(BIN);
+    cmd.env("HOME", home)
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR");
+    if no_color_env {
+        cmd.env("NO_COLOR", "1");
+    }
+    let mut p = spawn_command(cmd, Some(10_000)).unwrap();
+    p.exp_string(">>> ").unwrap();
+    p
+}
+
+#[test]
+fn keywords_strings_and_numbers_are_coloured_on_a_terminal() {
+    let h = home();
+    let mut p = coloured_repl(h.path(), false);
+    p.send(r#"let s = "txt" + 42"#).unwrap();
+    p.flush().unwrap();
+    // Keyword in bold magenta, string in green, number in cyan.
+    p.exp_string("\x1b[1m\x1b[35mlet").unwrap();
+    p.exp_string("\x1b[32m\"txt\"").unwrap();
+    p.exp_string("\x1b[36m42").unwrap();
+    p.send_line("").unwrap();
+    p.send_line("no_such_var").unwrap();
+    p.exp_string("\x1b[31m<stdin>:1:1: Variable not found")
+        .unwrap();
+}
+
+#[test]
+fn no_color_turns_colour_off() {
+    let h = home();
+    let mut p = coloured_repl(h.path(), true);
+    p.send_line(r#"let s = "txt" + 42; s"#).unwrap();
+    let (before, _) = p.exp_regex("txt42").unwrap();
+    assert!(
+        !before.contains("\x1b[35m") && !before.contains("\x1b[32m"),
+        "{before:?}"
+    );
+}
