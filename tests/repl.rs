@@ -236,3 +236,18 @@ fn no_color_turns_colour_off() {
         "{before:?}"
     );
 }
+
+#[test]
+fn callback_output_does_not_break_the_line_being_typed() {
+    let h = home();
+    let mut p = repl(h.path());
+    p.send_line(r#"call_later(0.5, || print("tick-tock"));"#)
+        .unwrap();
+    p.exp_string(">>> ").unwrap();
+    p.send("40 + ").unwrap();
+    p.flush().unwrap();
+    p.exp_string("tick-tock").unwrap();
+    // The half-typed line survived the print: finishing it evaluates all of it.
+    p.send_line("2").unwrap();
+    p.exp_string("42").unwrap();
+}
