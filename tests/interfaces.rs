@@ -389,3 +389,50 @@ fn the_tutorial_lines_run_as_written() {
     assert_eq!(s.echo("route.ext() == route.nic()"), "true");
     rt.block_on(server.close());
 }
+
+/// Runs a file from `scripts/` through the binary.
+fn run_script(name: &str, extra: &[&str]) -> (bool, String) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_p2pd-repl"))
+        .args(extra.iter().take_while(|a| **a != "--"))
+        .arg(&path)
+        .args(extra.iter().skip_while(|a| **a != "--").skip(1))
+        .output()
+        .expect("p2pd-repl runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn tutorial_scripts_run_offline() {
+    // Which line shows that the IPv4 route found its external address.
+    let ipv4_ext = |script: &str, text: &str| match script {
+        "interfaces.rhai" => text.contains("\"ext_ips\": [\n"),
+        _ => text
+            .split("IPv4 routes:")
+            .nth(1)
+            .and_then(|s| s.lines().find(|l| l.contains("ext() = ")))
+            .is_some_and(|l| !l.contains("unknown")),
+    };
+    for (script, expect) in [
+        ("interfaces.rhai", "Interface.from_dict({"),
+        ("routes.rhai", "route.bind()"),
+    ] {
+        // With the script's own server on loopback.
+        let (ok, text) = run_script(script, &["--", "local"]);
+        assert!(ok, "{script} local:\n{text}");
+        assert!(text.contains(expect), "{script} local:\n{text}");
+        assert!(ipv4_ext(script, &text), "{script} local:\n{text}");
+    }
+    // Against a server that never answers: routes without external addresses, no failure.
+    let (_quiet, quiet) = silent();
+    let (ok, text) = run_script("routes.rhai", &["--stun", &quiet.to_string()]);
+    assert!(ok, "routes.rhai silent:\n{text}");
+    assert!(text.contains("ext() = unknown"), "{text}");
+}
