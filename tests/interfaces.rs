@@ -338,6 +338,14 @@ fn bad_inputs_give_clear_errors() {
     assert!(e.contains("expected IP:PORT"), "{e}");
     let e = s.error(r#"init_p2pd().ifaddresses("no-such-nic0")"#);
     assert!(e.contains("not found"), "{e}");
+    // A failed start (a dict has no NIC addresses to look up) leaves the interface intact.
+    s.echo(
+        r#"let w = Interface.from_dict(`{"name": "eth9", "rp": {"2": [{"af": 2,
+            "nic_ips": [{"ip": "10.0.0.1", "cidr": 32}], "ext_ips": []}]}}`);"#,
+    );
+    let e = s.error("w.start(0.1)");
+    assert!(e.contains("no usable IPv4 or IPv6 address"), "{e}");
+    assert_eq!(s.echo("w.route(IP4).nic()"), "\"10.0.0.1\"");
     // Errors are catchable maps with a kind.
     assert_eq!(
         s.echo(r#"let k = (); try { Interface(7) } catch (e) { k = e.kind } k"#),
