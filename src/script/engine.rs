@@ -16,7 +16,7 @@ use super::bridge::Bridge;
 use super::bytes;
 use super::registry::{Constants, HelpIndex, Registrar};
 use super::sink::Sink;
-use super::{shell, task, timers};
+use super::{interface, route, shell, stun, task, timers};
 use crate::net::config::StunConfig;
 use rhai::{AST, Dynamic, Engine, FnPtr, ParseError, Scope};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -42,7 +42,14 @@ pub struct BindContext {
 type Area = fn(&mut Registrar, &BindContext);
 
 /// Every bound area, in the order `help()` lists them. Adding an area is one line here.
-const AREAS: &[Area] = &[bytes_area, task_area, timers_area];
+const AREAS: &[Area] = &[
+    bytes_area,
+    task_area,
+    timers_area,
+    interface::register,
+    route::register,
+    stun::register,
+];
 
 fn bytes_area(reg: &mut Registrar, _: &BindContext) {
     bytes::register(reg);

@@ -14,9 +14,11 @@ pub mod error;
 pub mod interface;
 pub mod lexer;
 pub mod registry;
+pub mod route;
 pub mod session;
 pub mod shell;
 pub mod sink;
+pub mod stun;
 pub mod task;
 pub mod timers;
 

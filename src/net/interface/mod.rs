@@ -4,7 +4,8 @@
 //!
 //! Submodules: [`sysroute`] (kernel routing tables, MAC), [`netifaces`] (the snapshot
 //! `init_p2pd()` returns), [`kind`] (Ethernet/Wi-Fi name rules), [`build`] (route grouping
-//! and the concurrent lookup driver), `json` (P2PD's dict shape and `repr`).
+//! and the concurrent lookup driver), [`external`] (the STUN lookup with server agreement),
+//! `json` (P2PD's dict shape and `repr`).
 //!
 //! Deviations: the default interface comes from the kernel's default routes instead of a
 //! UDP connect trick; `start` never fails on lookup errors (routes keep their NIC addresses,
@@ -12,12 +13,14 @@
 //! P2PD's bare assert; `nat` is opaque JSON owned by the NAT module.
 
 pub mod build;
+pub mod external;
 mod json;
 pub mod kind;
 pub mod netifaces;
 pub mod sysroute;
 
 pub use build::{Built, ExternalLookup};
+pub use external::{StunLookup, load_interfaces};
 pub use kind::{InterfaceType, interface_type, usable_names};
 pub use netifaces::{Gateways, NetIfaces, Nic, NicAddr};
 
