@@ -158,7 +158,7 @@ fn answer(runs: &[Value]) -> String {
             None => seen.push((a, 1)),
         }
     }
-    seen.sort_by(|a, b| b.1.cmp(&a.1));
+    seen.sort_by_key(|s| std::cmp::Reverse(s.1));
     seen.first().map_or("-".into(), |(a, n)| {
         if *n == runs.len() {
             a.clone()
