@@ -147,6 +147,57 @@ fn dead_and_incapable_servers_are_tolerated() {
     });
 }
 
+/// A server that advertises an OTHER-ADDRESS but answers every request, CHANGE-REQUEST
+/// or not, from its primary address (and claims to have changed). Runs until dropped.
+async fn lying_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use p2pd::net::stun::{Packet, Repr};
+    let socket = tokio::net::UdpSocket::bind("127.0.0.6:0").await.unwrap();
+    let primary = socket.local_addr().unwrap();
+    let other = SocketAddr::new("127.0.0.7".parse().unwrap(), primary.port() + 1);
+    let task = tokio::spawn(async move {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let Ok(req) = Packet::new_checked(&buf[..n]).and_then(|p| Repr::parse(&p)) else {
+                continue;
+            };
+            let mut reply = Repr::binding_success(req.transaction_id);
+            reply.xor_mapped_address = Some(from);
+            reply.other_address = Some(other);
+            reply.response_origin = Some(other);
+            if let Ok(bytes) = reply.to_bytes() {
+                let _ = socket.send_to(&bytes, from).await;
+            }
+        }
+    });
+    (primary, task)
+}
+
+/// The liar's change replies come from the wrong address: alone it leaves filtering
+/// untested (never "full cone"); listed before a good server, the good one decides.
+#[test]
+fn a_server_ignoring_change_requests_is_not_believed() {
+    runtime().block_on(async {
+        let (liar, task) = lying_server().await;
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        let alone = load_nat(local, &[liar], NatOptions::default()).await;
+        println!("{alone}");
+        assert_eq!(alone.filtering, None);
+        assert_eq!(alone.nat_type(), NatType::OpenInternet);
+
+        let good = StunServer::start(addr("127.0.0.4:0"), Some(addr("127.0.0.5:0")))
+            .await
+            .unwrap();
+        let both = load_nat(local, &[liar, good.local_addrs()[0]], NatOptions::default()).await;
+        assert_eq!(
+            both.filtering,
+            Some(FilteringBehaviour::EndpointIndependent)
+        );
+        assert_eq!(both.servers[0], good.local_addrs()[0]);
+        assert!(both.servers.contains(&liar));
+        task.abort();
+    });
+}
+
 /// IPv6: only a plain server on ::1 (no second loopback address for an alternate), and
 /// an IPv6 local address with only IPv4 servers. Both give an answer, neither a crash.
 #[test]

@@ -185,7 +185,10 @@ pub async fn load_nat(local_ip: IpAddr, servers: &[SocketAddr], opts: NatOptions
             obs
         })
         .collect();
-    // Once one server gave a complete answer, the others get one more window.
+    // Once one server has answered, the others get two more windows: time for a server
+    // of similar RTT to wait out its own silence window even when the first answer came
+    // without one (no alternate address, or a server answering change requests wrongly
+    // at once). Dead servers then cost no more than that.
     let mut cutoff: Option<Instant> = None;
     loop {
         let next = match cutoff {
@@ -199,8 +202,8 @@ pub async fn load_nat(local_ip: IpAddr, servers: &[SocketAddr], opts: NatOptions
         let Ok((i, (obs, window))) = joined else {
             continue;
         };
-        if cutoff.is_none() && obs.change_port.is_some() {
-            cutoff = Some(Instant::now() + window);
+        if cutoff.is_none() && obs.binding.is_some_and(|b| b.reply.is_some()) {
+            cutoff = Some(Instant::now() + window * 2);
         }
         if let Some(slot) = observed.get_mut(i) {
             *slot = obs;
