@@ -431,8 +431,9 @@ fn lab_up(variant: &str, extra: &[&str]) -> Result<String, String> {
 /// Runs the probe in the client namespace and returns its JSON report.
 fn run_probe(client_ip: &str, lifetime: Option<&str>) -> Result<Value, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &format!("{PREFIX}client")])
+    // `timeout`: a hung probe must fail the test, not hang it (load_nat itself is bounded).
+    let mut cmd = Command::new("timeout");
+    cmd.args(["60", "ip", "netns", "exec", &format!("{PREFIX}client")])
         .arg(exe)
         .args(["--exact", "natlab_every_variant", "--nocapture"])
         .env(ROLE_ENV, "probe")

@@ -300,31 +300,106 @@ fn probe_of(server: SocketAddr, result: &Result<BindingResponse, ClientError>) -
     }
 }
 
-/// Test I (or M's binding): RFC 5389 schedule, bounded by the run's deadline. The RTT is
-/// counted from the first transmission (Karn, see module docs).
+/// Attempts at test I (and M's binding) per socket role, each from a fresh socket.
+const FIRST_BINDING_ATTEMPTS: usize = 3;
+
+/// The outcome of test I (or M's binding) and the socket that made it.
+struct FirstBinding {
+    /// The last socket tried; `None` if none could be bound.
+    socket: Option<UdpSocket>,
+    local: SocketAddr,
+    probe: Option<Probe>,
+    reply: Option<BindingResponse>,
+}
+
+/// Test I (or M's binding) to `server` from a fresh socket: the RFC 5389 schedule,
+/// bounded by the run's deadline, until the sibling socket (F for M, M for F) has an
+/// answer from the same server. The path's RTT is then known, and this socket gets one
+/// silence window more; if it is still unanswered, its flow is presumed dropped (a NAT
+/// that failed to create the mapping: the lab's hash NATs do this on a port clash) and a
+/// fresh socket, with a new local port and so a new mapping, tries again. Without this a
+/// single lost flow would cost the whole timeout. The RTT is counted from the attempt's
+/// first transmission (Karn, see module docs) and published to `sibling` and `first`.
 async fn first_binding(
-    socket: &UdpSocket,
+    local_ip: IpAddr,
     server: SocketAddr,
     opts: &NatOptions,
     deadline: Instant,
-) -> (Option<Probe>, Option<BindingResponse>) {
-    let sent = Instant::now();
-    let result = stun::binding(
-        socket,
-        server,
-        RequestOptions::binding(),
-        opts.rto,
-        left(deadline),
-    )
-    .await;
-    let rtt = sent.elapsed();
-    let probe = probe_of(server, &result).map(|mut p| {
-        if let Some(reply) = p.reply.as_mut() {
-            reply.rtt = rtt;
+    sibling: &watch::Sender<Option<Duration>>,
+    first: &watch::Sender<Option<(SocketAddr, Duration)>>,
+) -> FirstBinding {
+    let any = SocketAddr::new(local_ip, 0);
+    let rule = opts.windows();
+    let mut last = FirstBinding {
+        socket: None,
+        local: any,
+        probe: None,
+        reply: None,
+    };
+    for _ in 0..FIRST_BINDING_ATTEMPTS {
+        if left(deadline).is_zero() {
+            break;
         }
-        p
-    });
-    (probe, result.ok())
+        let Ok(socket) = UdpSocket::bind(any).await else {
+            break;
+        };
+        let local = socket.local_addr().unwrap_or(any);
+        let sent = Instant::now();
+        let known: Option<Duration> = *sibling.borrow();
+        let result = match known {
+            Some(rtt) => {
+                let t = window_timing(rule.window_within(rtt, left(deadline)));
+                let request = RequestOptions::binding();
+                Some(stun::binding(&socket, server, request, t.rto, t.deadline).await)
+            }
+            None => {
+                let mut rx = sibling.subscribe();
+                let give_up = async {
+                    let rtt: Option<Duration> =
+                        rx.wait_for(Option::is_some).await.ok().and_then(|r| *r);
+                    match rtt {
+                        Some(rtt) => tokio::time::sleep(rule.window(rtt)).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let request = RequestOptions::binding();
+                tokio::select! {
+                    r = stun::binding(&socket, server, request, opts.rto, left(deadline)) => Some(r),
+                    _ = give_up => None,
+                }
+            }
+        };
+        let rtt = sent.elapsed();
+        let retry = match &result {
+            Some(Ok(reply)) => {
+                sibling.send_if_modified(|s| s.is_none() && s.replace(rtt).is_none());
+                first.send_if_modified(|s| s.is_none() && s.replace((server, rtt)).is_none());
+                let probe = Probe::answered(server, reply.mapped, reply.from, rtt);
+                return FirstBinding {
+                    socket: Some(socket),
+                    local,
+                    probe: Some(probe),
+                    reply: Some(reply.clone()),
+                };
+            }
+            // Silent for a whole window on a path known to answer: try a fresh socket.
+            Some(Err(ClientError::Timeout { .. })) => known.is_some(),
+            Some(Err(_)) => false,
+            None => true,
+        };
+        last = FirstBinding {
+            socket: Some(socket),
+            local,
+            probe: result
+                .as_ref()
+                .map_or(Some(Probe::silent(server)), |r| probe_of(server, r)),
+            reply: None,
+        };
+        if !retry {
+            break;
+        }
+    }
+    last
 }
 
 /// The server's alternate address from a reply, if it can serve the change tests: it
@@ -360,27 +435,21 @@ async fn probe_server(
     deadline: Instant,
     first: &watch::Sender<Option<(SocketAddr, Duration)>>,
 ) -> (Observations, Duration) {
-    let any = SocketAddr::new(local_ip, 0);
-    let mut obs = Observations::new(any);
-    let (Ok(f), Ok(m)) = (UdpSocket::bind(any).await, UdpSocket::bind(any).await) else {
-        return (obs, opts.floor);
-    };
-    let (Ok(f_local), Ok(m_local)) = (f.local_addr(), m.local_addr()) else {
-        return (obs, opts.floor);
-    };
-    obs.local = f_local;
+    let mut obs = Observations::new(SocketAddr::new(local_ip, 0));
     let rule = opts.windows();
+    let (sibling, _) = watch::channel(None::<Duration>);
 
     let filtering = async {
-        let (binding, reply) = first_binding(&f, server, &opts, deadline).await;
-        let Some(reply) = reply else {
-            return (binding, None, None, opts.floor);
+        let test_i = first_binding(local_ip, server, &opts, deadline, &sibling, first).await;
+        let (f, binding) = (test_i.socket, test_i.probe);
+        let (Some(f), Some(reply)) = (f, test_i.reply) else {
+            return (test_i.local, binding, None, None, opts.floor);
         };
+        let local = test_i.local;
         let rtt = binding.and_then(|b| b.reply).map_or(reply.rtt, |r| r.rtt);
-        first.send_if_modified(|slot| slot.is_none() && slot.replace((server, rtt)).is_none());
         let window = rule.window_within(rtt, left(deadline));
         if alternate_of(server, &reply).is_none() {
-            return (binding, None, None, window);
+            return (local, binding, None, None, window);
         }
         // Accept::Any: the origin is recorded and checked by `classify`, so a server that
         // answers from the wrong address reads as "not tested", not as silence.
@@ -393,17 +462,19 @@ async fn probe_server(
         .await
         .into_iter();
         let (both, port) = (heard.next().flatten(), heard.next().flatten());
-        (binding, both, port, window)
+        (local, binding, both, port, window)
     };
     let mapping = async {
-        let (binding, reply) = first_binding(&m, server, &opts, deadline).await;
+        let m_binding = first_binding(local_ip, server, &opts, deadline, &sibling, first).await;
+        let (m, m_local) = (m_binding.socket, m_binding.local);
         let mapping_socket = MappingSocket {
             local: m_local,
-            binding,
+            binding: m_binding.probe,
         };
-        let Some(reply) = reply else {
+        let (Some(m), Some(reply)) = (m, m_binding.reply) else {
             return (mapping_socket, None, None, None);
         };
+        let binding = m_binding.probe;
         let rtt = binding.and_then(|b| b.reply).map_or(reply.rtt, |r| r.rtt);
         let window = rule.window_within(rtt, left(deadline));
         let (mut alt_ip, mut alt_both) = (None, None);
@@ -421,8 +492,11 @@ async fn probe_server(
         };
         (mapping_socket, alt_ip, alt_both, hairpin)
     };
-    let ((binding, change_ip_port, change_port, window), (mapping_socket, alt_ip, alt_ip_port, hp)) =
-        tokio::join!(filtering, mapping);
+    let (
+        (local, binding, change_ip_port, change_port, window),
+        (mapping_socket, alt_ip, alt_ip_port, hp),
+    ) = tokio::join!(filtering, mapping);
+    obs.local = local;
     obs.binding = binding;
     obs.change_ip_port = change_ip_port;
     obs.change_port = change_port;
