@@ -286,6 +286,10 @@ fn print_table(rows: &[Row], with_p2pd: bool) {
         );
     }
     println!("(answer = NAT type/delta type, most common; ms and pkts are medians)");
+    println!(
+        "P2PD never answers 2 (firewall: it stops at 'mapped == local', inventory §9.11) and \
+         calls an address-dependent mapping 4; on those rows its time is for another answer."
+    );
     if !with_p2pd {
         println!("P2PD 3.1.9 was not available: only our numbers are shown.");
     }
