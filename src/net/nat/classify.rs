@@ -103,6 +103,7 @@ pub fn classify(obs: &Observations) -> NatReport {
         servers: servers(obs),
         rtts: rtts(obs),
         elapsed: obs.elapsed,
+        lifetime: None,
     };
     let Some((external, external_local)) = seen else {
         return report;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::behaviour::{Allocation, FilteringBehaviour, MappingBehaviour};
+use super::lifetime::MappingLifetime;
 use super::observations::ProbeKind;
 use super::types::{Delta, NatInfo, NatType};
 
@@ -41,6 +42,8 @@ pub struct NatReport {
     pub rtts: Vec<ProbeRtt>,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// How long an idle mapping survived, when that was measured (opt-in, slow).
+    pub lifetime: Option<MappingLifetime>,
 }
 
 impl NatReport {
@@ -77,6 +80,10 @@ impl NatReport {
                 "ms": millis(r.rtt),
             })).collect::<Vec<_>>(),
             "elapsed_ms": millis(self.elapsed),
+            "lifetime": self.lifetime.map_or(Value::Null, |l| json!({
+                "alive_ms": l.alive.map(millis),
+                "expired_ms": l.expired.map(millis),
+            })),
         })
     }
 }
@@ -111,6 +118,15 @@ impl fmt::Display for NatReport {
         writeln!(f, "\t* Filtering: {}", or(self.filtering, "n/a"))?;
         writeln!(f, "\t* Port allocation: {}", or(self.allocation, "n/a"))?;
         writeln!(f, "\t* Hairpinning: {}", or(self.hairpin, "not tested"))?;
+        if let Some(l) = self.lifetime {
+            let secs = |d: Option<Duration>| d.map(|d| format!("{:.1}s", d.as_secs_f64()));
+            writeln!(
+                f,
+                "\t* Mapping lifetime: alive after {}, expired after {}",
+                or(secs(l.alive), "none"),
+                or(secs(l.expired), "never")
+            )?;
+        }
         writeln!(f, "\t* Local address: {}", self.local)?;
         writeln!(f, "\t* External address: {}", or(self.external, "none"))?;
         writeln!(f, "\t* Range: {}-{}", nat.range().start, nat.range().stop)?;
@@ -163,6 +179,10 @@ mod tests {
                 rtt: Duration::from_micros(1500),
             }],
             elapsed: Duration::from_millis(42),
+            lifetime: Some(MappingLifetime {
+                alive: Some(Duration::from_secs(15)),
+                expired: Some(Duration::from_secs(30)),
+            }),
         }
     }
 
@@ -179,6 +199,7 @@ mod tests {
             "External address: 203.0.113.100:40000",
             "203.0.113.1:3478: binding 1.5ms",
             "Took: 0.042s",
+            "Mapping lifetime: alive after 15.0s, expired after 30.0s",
         ] {
             assert!(text.contains(needle), "{needle:?} missing from:\n{text}");
         }
@@ -193,5 +214,6 @@ mod tests {
         assert_eq!(v["hairpin"], false);
         assert_eq!(v["rtts"][0]["probe"], "binding");
         assert_eq!(v["elapsed_ms"], 42.0);
+        assert_eq!(v["lifetime"]["expired_ms"], 30000.0);
     }
 }
