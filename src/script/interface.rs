@@ -358,8 +358,14 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
         .register_get("id", |h: &mut InterfaceHandle| h.get().id)
         .register_get("mac", |h: &mut InterfaceHandle| h.get().mac)
         .register_get("resolved", |h: &mut InterfaceHandle| h.get().resolved)
+        // After `load_nat` the full report (which prints as a table and still has
+        // P2PD's `type`, `delta`... fields); before it, the dict as read or `()`.
         .register_get("nat", |h: &mut InterfaceHandle| {
-            json_to_dynamic(&h.get().nat)
+            let iface = h.get();
+            match iface.nat_report {
+                Some(report) => Dynamic::from(report),
+                None => json_to_dynamic(&iface.nat),
+            }
         })
         .register_get("warnings", |h: &mut InterfaceHandle| {
             strings(h.get().warnings)

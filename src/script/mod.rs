@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod interface;
 pub mod lexer;
+pub mod nat;
 pub mod registry;
 pub mod route;
 pub mod session;

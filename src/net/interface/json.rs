@@ -72,6 +72,7 @@ impl Interface {
             is_default: [false; 2],
             gateways: [None; 2],
             nat: obj.get("nat").cloned().unwrap_or(Value::Null),
+            nat_report: None,
             rp: Default::default(),
             resolved: true,
             warnings: Vec::new(),

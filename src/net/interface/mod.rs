@@ -81,6 +81,9 @@ pub struct Interface {
     pub gateways: [Option<IpAddr>; 2],
     /// NAT description; owned and shaped by the NAT module (P2PD's `nat` dict).
     pub nat: Value,
+    /// The full answer of the last `load_nat` (RFC 4787 view, RTTs, servers), which
+    /// P2PD's dict has no room for; not serialised, so the dict keeps P2PD's shape.
+    pub nat_report: Option<crate::net::nat::NatReport>,
     rp: [RoutePool; 2],
     /// True after `start` or `from_dict`.
     pub resolved: bool,
@@ -163,6 +166,7 @@ impl Interface {
             is_default,
             gateways,
             nat: Value::Null,
+            nat_report: None,
             rp: Default::default(),
             resolved: false,
             warnings: Vec::new(),

@@ -1,0 +1,270 @@
+//! Rhai bindings for NAT classification: `i.load_nat()`, `nat_report(i)`, and the
+//! `NatReport` object they return.
+//!
+//! `load_nat` stores its answer in the interface twice: P2PD's `nat` dict (so `repr(i)`
+//! keeps P2PD's shape) and the full report (RFC 4787 view, RTTs, servers), which
+//! `print(i.nat)` and `nat_report(i)` show as a table. Servers come from the session's
+//! STUN configuration; their alternate addresses are learnt at run time.
+
+use super::args::seconds;
+use super::bridge;
+use super::engine::BindContext;
+use super::error::error;
+use super::interface::InterfaceHandle;
+use super::registry::{Help, Registrar};
+use crate::net::config::{StunConfig, StunSource};
+use crate::net::ip_range::Family;
+use crate::net::nat::{NatOptions, NatReport, load_nat};
+use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+const LOAD_NAT: Help = Help::method(
+    "nat",
+    &[
+        "i.load_nat()",
+        "i.load_nat(#{timeout: 3, delta_tests: 12, hairpin: true, lifetime: false, max: 120})",
+    ],
+    "Classify the NAT in front of an interface (P2PD type and delta, RFC 4787 mapping and filtering, hairpin); stores and returns the report.",
+    r#"let i = Interface("lo"); let s = stun_server("127.0.0.1:0", "127.0.0.2:0"); stun_servers([s.primary]); await i.load_nat()"#,
+);
+const NAT_REPORT: Help = Help::function(
+    "nat",
+    &["nat_report(i)"],
+    "The last NAT report of an interface, printed as a table (like tailscale netcheck); .to_json() for JSON.",
+    r#"let i = Interface("lo"); let s = stun_server("127.0.0.1:0", "127.0.0.2:0"); stun_servers([s.primary]); i.load_nat(#{timeout: 1}); nat_report(i)"#,
+);
+const TO_JSON: Help = Help::method(
+    "nat",
+    &["report.to_json()"],
+    "The whole NAT report as pretty JSON (times in milliseconds).",
+    r#"let i = Interface("lo"); let s = stun_server("127.0.0.1:0", "127.0.0.2:0"); stun_servers([s.primary]); i.load_nat().to_json()"#,
+);
+const P2PD_DICT: Help = Help::method(
+    "nat",
+    &["report.p2pd()"],
+    "P2PD's full nat dict: type, delta, range, is_open, can_predict, is_hard, is_concurrent.",
+    r#"let i = Interface("lo"); let s = stun_server("127.0.0.1:0", "127.0.0.2:0"); stun_servers([s.primary]); i.load_nat().p2pd()"#,
+);
+
+pub fn register(reg: &mut Registrar, ctx: &BindContext) {
+    register_report(reg);
+    let stun = ctx.stun.clone();
+    reg.func(
+        "load_nat",
+        &LOAD_NAT,
+        move |ctx: NativeCallContext, i: &mut InterfaceHandle| {
+            run_load_nat(&ctx, i, &stun, Map::new())
+        },
+    );
+    let stun = ctx.stun.clone();
+    reg.func(
+        "load_nat",
+        &LOAD_NAT,
+        move |ctx: NativeCallContext, i: &mut InterfaceHandle, opts: Map| {
+            run_load_nat(&ctx, i, &stun, opts)
+        },
+    )
+    .func(
+        "nat_report",
+        &NAT_REPORT,
+        |i: InterfaceHandle| -> Result<NatReport, Box<EvalAltResult>> {
+            let iface = i.get();
+            iface.nat_report.ok_or_else(|| {
+                error(
+                    "nat",
+                    format!("no NAT report for {} yet: run i.load_nat() first", iface.name),
+                )
+            })
+        },
+    )
+    .func("to_json", &TO_JSON, |r: &mut NatReport| {
+        serde_json::to_string_pretty(&r.to_json()).unwrap_or_default()
+    })
+    .func("p2pd", &P2PD_DICT, |r: &mut NatReport| json(&r.to_p2pd_json()));
+}
+
+fn register_report(reg: &mut Registrar) {
+    reg.engine()
+        .register_type_with_name::<NatReport>("NatReport")
+        .register_fn("to_string", |r: &mut NatReport| r.to_string().trim_end().to_string())
+        .register_fn("to_debug", |r: &mut NatReport| r.to_string().trim_end().to_string())
+        .register_fn("to_map", |r: &mut NatReport| json(&r.to_json()))
+        // P2PD's dict fields, so `i.nat.type` reads the same before and after this
+        // object replaced the dict.
+        .register_get("type", |r: &mut NatReport| r.nat_type().code() as rhai::INT)
+        .register_get("nat_info", |r: &mut NatReport| r.nat_type().info().to_string())
+        .register_get("delta", |r: &mut NatReport| json(&r.delta().to_p2pd_json()))
+        .register_get("delta_info", |r: &mut NatReport| r.delta().info().to_string())
+        .register_get("range", |r: &mut NatReport| {
+            let range = r.nat.range();
+            vec![
+                Dynamic::from(range.start as rhai::INT),
+                Dynamic::from(range.stop as rhai::INT),
+            ]
+        })
+        .register_get("is_open", |r: &mut NatReport| r.nat.is_open())
+        .register_get("can_predict", |r: &mut NatReport| r.nat.can_predict())
+        .register_get("is_hard", |r: &mut NatReport| r.nat.is_hard())
+        .register_get("is_concurrent", |r: &mut NatReport| r.nat.is_concurrent())
+        .register_get("mapping", |r: &mut NatReport| text_or_unit(r.mapping))
+        .register_get("filtering", |r: &mut NatReport| text_or_unit(r.filtering))
+        .register_get("allocation", |r: &mut NatReport| text_or_unit(r.allocation))
+        .register_get("hairpin", |r: &mut NatReport| {
+            r.hairpin.map_or(Dynamic::UNIT, Dynamic::from)
+        })
+        .register_get("external", |r: &mut NatReport| text_or_unit(r.external))
+        .register_get("local", |r: &mut NatReport| r.local.to_string())
+        .register_get("servers", |r: &mut NatReport| {
+            r.servers
+                .iter()
+                .map(|s| Dynamic::from(s.to_string()))
+                .collect::<rhai::Array>()
+        })
+        .register_get("elapsed", |r: &mut NatReport| r.elapsed.as_secs_f64());
+}
+
+fn json(v: &serde_json::Value) -> Dynamic {
+    rhai::serde::to_dynamic(v).unwrap_or(Dynamic::UNIT)
+}
+
+fn text_or_unit<T: std::fmt::Display>(v: Option<T>) -> Dynamic {
+    v.map_or(Dynamic::UNIT, |v| Dynamic::from(v.to_string()))
+}
+
+/// Reads `load_nat`'s option map; unknown keys are an error, so typos do not pass silently.
+fn options(map: &Map, config: &StunConfig) -> Result<NatOptions, Box<EvalAltResult>> {
+    let mut opts = NatOptions {
+        timeout: Duration::from_secs(3).min(config.nat_timeout),
+        ..NatOptions::default()
+    };
+    for (key, value) in map {
+        let what = format!("load_nat option '{key}'");
+        match key.as_str() {
+            "timeout" => opts.timeout = seconds(value, &what)?,
+            "rto" => opts.rto = seconds(value, &what)?,
+            "floor" => opts.floor = seconds(value, &what)?,
+            "ceiling" => opts.ceiling = seconds(value, &what)?,
+            "max" => opts.lifetime_max = seconds(value, &what)?,
+            "delta_tests" => {
+                opts.delta_tests = value
+                    .as_int()
+                    .ok()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .ok_or_else(|| error("value", format!("{what} must be an integer >= 0")))?
+            }
+            "hairpin" | "lifetime" => {
+                let on = value
+                    .as_bool()
+                    .map_err(|_| error("type", format!("{what} must be true or false")))?;
+                if key == "hairpin" {
+                    opts.hairpin = on;
+                } else {
+                    opts.lifetime = on;
+                }
+            }
+            _ => {
+                return Err(error(
+                    "value",
+                    format!(
+                        "unknown {what}; known: timeout, rto, floor, ceiling, delta_tests, hairpin, lifetime, max"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(opts)
+}
+
+/// The configured servers worth probing: all of them when the user named them,
+/// otherwise the defaults known to support RFC 5780.
+fn nat_servers(config: &StunConfig) -> Vec<(String, u16)> {
+    let chosen: Vec<_> = if config.source == StunSource::Default {
+        config.rfc5780_servers().collect()
+    } else {
+        config.servers.iter().collect()
+    };
+    let chosen = if chosen.is_empty() {
+        config.servers.iter().collect()
+    } else {
+        chosen
+    };
+    chosen.into_iter().map(|s| (s.host.clone(), s.port)).collect()
+}
+
+/// Resolves servers for one family, concurrently, within `timeout`; names that fail
+/// are skipped (the classification then reports what the remaining servers show).
+async fn resolve_servers(
+    servers: Vec<(String, u16)>,
+    family: Family,
+    timeout: Duration,
+) -> Vec<SocketAddr> {
+    let mut lookups = tokio::task::JoinSet::new();
+    for (order, (host, port)) in servers.into_iter().enumerate() {
+        lookups.spawn(async move {
+            let found = tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port)))
+                .await
+                .ok()
+                .and_then(Result::ok);
+            let addr = found
+                .into_iter()
+                .flatten()
+                .find(|a| Family::of(&a.ip()) == family);
+            (order, addr)
+        });
+    }
+    let mut found: Vec<(usize, SocketAddr)> = lookups
+        .join_all()
+        .await
+        .into_iter()
+        .filter_map(|(order, addr)| addr.map(|a| (order, a)))
+        .collect();
+    // Configuration order decides which server is primary.
+    found.sort_by_key(|(order, _)| *order);
+    let mut out: Vec<SocketAddr> = Vec::new();
+    for (_, a) in found {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// The address to probe from: the interface's first route, IPv4 first.
+fn local_ip(i: &InterfaceHandle) -> Result<IpAddr, Box<EvalAltResult>> {
+    let iface = i.get();
+    for family in Family::ALL {
+        if let Ok(ip) = iface.nic(family) {
+            return Ok(ip);
+        }
+        if let Some(a) = iface.nic_ranges(family).first() {
+            return Ok(a.first());
+        }
+    }
+    Err(error(
+        "nat",
+        format!("interface {} has no address to probe from", iface.name),
+    ))
+}
+
+fn run_load_nat(
+    ctx: &NativeCallContext,
+    i: &mut InterfaceHandle,
+    stun: &Arc<RwLock<StunConfig>>,
+    opts: Map,
+) -> Result<NatReport, Box<EvalAltResult>> {
+    let config = stun.read().unwrap_or_else(|p| p.into_inner()).clone();
+    let opts = options(&opts, &config)?;
+    let local = local_ip(i)?;
+    let servers = nat_servers(&config);
+    let dns_timeout = config.dns_timeout.min(opts.timeout);
+    let report = bridge::wait(ctx, async move {
+        let addrs = resolve_servers(servers, Family::of(&local), dns_timeout).await;
+        Ok::<_, Box<EvalAltResult>>(load_nat(local, &addrs, opts).await)
+    })?;
+    let mut iface = i.0.write().unwrap_or_else(|p| p.into_inner());
+    iface.nat = report.nat.to_interface_json();
+    iface.nat_report = Some(report.clone());
+    Ok(report)
+}
