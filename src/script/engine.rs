@@ -42,7 +42,12 @@ pub struct BindContext {
 type Area = fn(&mut Registrar, &BindContext);
 
 /// Every bound area, in the order `help()` lists them. Adding an area is one line here.
-const AREAS: &[Area] = &[bytes_area, task_area, timers_area];
+const AREAS: &[Area] = &[
+    bytes_area,
+    task_area,
+    timers_area,
+    super::pipe::register, // addresses and pipes
+];
 
 fn bytes_area(reg: &mut Registrar, _: &BindContext) {
     bytes::register(reg);

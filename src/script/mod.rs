@@ -5,6 +5,7 @@
 //! inputs. Every other file binds one area and registers through
 //! [`registry::Registrar`], which will not take a function without its help.
 
+pub mod address;
 pub mod args;
 pub mod bridge;
 pub mod bytes;
@@ -13,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod interface;
 pub mod lexer;
+pub mod pipe;
 pub mod registry;
 pub mod session;
 pub mod shell;
