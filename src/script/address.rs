@@ -58,7 +58,10 @@ impl Resolver {
                 Ok(a) => return Ok(a),
                 // Only "no such address" moves on to the other family: a timeout or a
                 // broken resolver would fail the same way again.
-                Err(e @ address::Error::NotFound { .. }) => last = Some(e),
+                // The first family's error is the one to report: it was the one wanted.
+                Err(e @ address::Error::NotFound { .. }) => {
+                    last.get_or_insert(e);
+                }
                 Err(e) => return Err(address_error(e)),
             }
         }

@@ -357,4 +357,28 @@ mod tests {
         assert_eq!(r, None);
         assert_eq!(p, Some("127.0.0.1:0".parse().unwrap()));
     }
+
+    #[test]
+    fn routes_decide_where_a_pipe_binds() {
+        use crate::net::ip_range::IpRange;
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let route = Route::new(Family::V4, vec![IpRange::host(lo)], vec![]).unwrap();
+        let (addr, r) = local_bind(&Dynamic::from(route.clone()), Family::V4).unwrap();
+        assert_eq!(addr, SocketAddr::new(lo, 0));
+        assert!(r.unwrap().is_bound());
+        let bound = route.bind(4000, Some("*")).unwrap();
+        let (addr, _) = local_bind(&Dynamic::from(bound), Family::V4).unwrap();
+        assert_eq!(addr, "0.0.0.0:4000".parse().unwrap());
+        assert!(local_bind(&Dynamic::from(route.clone()), Family::V6).is_err());
+        assert_eq!(
+            pipe_family(&Dynamic::from(route), None).unwrap(),
+            Some(Family::V4)
+        );
+        let (addr, r) = local_bind(&Dynamic::UNIT, Family::V6).unwrap();
+        assert_eq!(addr, "[::]:0".parse().unwrap());
+        assert!(r.is_none());
+        let (addr, _) = local_bind(&Dynamic::from("::1"), Family::V6).unwrap();
+        assert_eq!(addr, "[::1]:0".parse().unwrap());
+        assert!(local_bind(&Dynamic::from("::1"), Family::V4).is_err());
+    }
 }
