@@ -300,6 +300,11 @@ fn google_rhai_runs_unmodified_against_a_namespace_internet() {
         SCRIPT_LIMIT,
     );
     drop(lab);
+    // Shown with --nocapture: what the tutorial program printed in the lab.
+    eprintln!(
+        "google.rhai printed: {}",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
     if let Some(failure) = check(&script, &out) {
         panic!("{failure}");
     }
