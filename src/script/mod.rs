@@ -5,6 +5,7 @@
 //! inputs. Every other file binds one area and registers through
 //! [`registry::Registrar`], which will not take a function without its help.
 
+pub mod address;
 pub mod args;
 pub mod bridge;
 pub mod bytes;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod interface;
 pub mod lexer;
 pub mod nat;
+pub mod pipe;
 pub mod registry;
 pub mod route;
 pub mod session;

@@ -1,0 +1,174 @@
+//! `add_msg_cb`, `add_end_cb`, `add_up_cb`: Rhai closures called for pipe events, on the
+//! script thread.
+//!
+//! The pipe reports events on a channel (`Pipe::events`, see `net::pipe::events`). The
+//! first callback added starts one forwarding task on the runtime that turns each event
+//! into a [`Job`] per matching callback; the script thread runs jobs whenever it waits (an
+//! `await`, `sleep`) or sits idle at the prompt. Like P2PD (inventory §5.2), a TCP server
+//! and its accepted clients share one callback list, and every callback is called as
+//! `f(msg, client_tup, pipe)`: `pipe` is the pipe the event happened on (an accepted client
+//! for a TCP server, so `pipe.send(msg)` answers), `msg` is `()` for up and end events.
+//!
+//! Jobs are bounded: at most [`MAX_PENDING`] callback calls wait for the script thread.
+//! Beyond that a TCP pipe stops reading (TCP flow control slows the peer, nothing is lost)
+//! and a UDP pipe drops the message for its callbacks and counts it in `pipe.dropped`.
+//! Removing a callback revokes its calls already queued.
+
+use super::super::address::tup;
+use super::super::bridge::{self, Job};
+use super::super::bytes::Bytes;
+use super::ScriptPipe;
+use crate::net::pipe::{PipeEvent, Proto};
+use rhai::{Dynamic, EvalAltResult, FnPtr, NativeCallContext};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Semaphore, mpsc};
+
+/// Callback calls that may wait for the script thread at once, per pipe.
+pub const MAX_PENDING: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Msg,
+    End,
+    Up,
+}
+
+struct Entry {
+    kind: Kind,
+    f: FnPtr,
+    revoked: Arc<AtomicBool>,
+}
+
+/// The callback lists of one pipe (or of a TCP server and its clients).
+pub struct Callbacks {
+    entries: Mutex<Vec<Entry>>,
+    forwarding: AtomicBool,
+    dropped: AtomicU64,
+    pending: Arc<Semaphore>,
+}
+
+impl Default for Callbacks {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(Vec::new()),
+            forwarding: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+            pending: Arc::new(Semaphore::new(MAX_PENDING)),
+        }
+    }
+}
+
+impl Callbacks {
+    /// Messages a UDP pipe could not hand to its callbacks because too many calls waited.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Calls for one event: the callbacks of its kind, each with its revocation flag.
+    fn matching(&self, kind: Kind) -> Vec<(FnPtr, Arc<AtomicBool>)> {
+        self.lock()
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| (e.f.clone(), e.revoked.clone()))
+            .collect()
+    }
+
+    /// Removes every callback of `kind` with the same function as `f`; false if none was there.
+    pub fn remove(&self, kind: Kind, f: &FnPtr) -> bool {
+        let mut entries = self.lock();
+        let before = entries.len();
+        entries.retain(|e| {
+            let same = e.kind == kind && e.f.fn_name() == f.fn_name();
+            if same {
+                e.revoked.store(true, Ordering::SeqCst);
+            }
+            !same
+        });
+        entries.len() != before
+    }
+}
+
+/// Adds `f` to `pipe`'s callbacks and starts forwarding its events if nothing does yet.
+pub fn add(
+    ctx: &NativeCallContext,
+    pipe: &ScriptPipe,
+    kind: Kind,
+    f: FnPtr,
+) -> Result<(), Box<EvalAltResult>> {
+    let cbs = pipe.callbacks();
+    cbs.lock().push(Entry {
+        kind,
+        f,
+        revoked: Arc::new(AtomicBool::new(false)),
+    });
+    if !cbs.forwarding.swap(true, Ordering::SeqCst) {
+        let bridge = bridge::bridge_of(ctx)?;
+        let events = {
+            let _guard = bridge.handle().enter();
+            pipe.pipe.events()
+        };
+        let template = pipe.template();
+        bridge
+            .handle()
+            .spawn(forward(events, bridge.jobs(), template));
+    }
+    Ok(())
+}
+
+/// Runs on the runtime until the pipe's events end (it closed, or every handle is gone).
+/// Holds no handle on the pipe itself, only what each event carries.
+async fn forward(
+    mut events: mpsc::Receiver<PipeEvent>,
+    jobs: mpsc::UnboundedSender<Job>,
+    template: super::Template,
+) {
+    let cbs = template.callbacks.clone();
+    while let Some(event) = events.recv().await {
+        let (kind, args, pipe) = match event {
+            PipeEvent::Message { peer, data, pipe } => (
+                Kind::Msg,
+                [Dynamic::from(Bytes(data)), Dynamic::from(tup(peer))],
+                pipe,
+            ),
+            PipeEvent::Up(pipe) => (Kind::Up, [Dynamic::UNIT, Dynamic::UNIT], pipe),
+            PipeEvent::End(pipe) => {
+                let peer = pipe.dest().map_or(Dynamic::UNIT, |d| Dynamic::from(tup(d)));
+                (Kind::End, [Dynamic::UNIT, peer], pipe)
+            }
+        };
+        let may_drop = kind == Kind::Msg && pipe.proto() == Proto::Udp;
+        let script_pipe = Dynamic::from(template.wrap(pipe));
+        for (f, revoked) in cbs.matching(kind) {
+            let permit = if may_drop {
+                match cbs.pending.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        cbs.dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                }
+            } else {
+                match cbs.pending.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                }
+            };
+            let mut call_args = args.to_vec();
+            call_args.push(script_pipe.clone());
+            let job = Job {
+                revoked: Some(revoked),
+                // The permit goes back when the call is done, or when a revoked job is dropped.
+                on_done: Some(Box::new(move |_| drop(permit))),
+                ..Job::call(f, call_args)
+            };
+            if jobs.send(job).is_err() {
+                return;
+            }
+        }
+    }
+}

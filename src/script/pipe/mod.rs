@@ -1,0 +1,267 @@
+//! `pipe_open` and the `Pipe` a script holds: the tutorial's
+//! `pipe = await pipe_open(TCP, dest, route)` (inventory §5, baseline §4.6).
+//!
+//! A script pipe is a `net::pipe::Pipe` plus what only scripts need: the callback lists
+//! (`callbacks.rs`), the route it was opened with, and the stamp that makes `await` mean
+//! two things for a TCP server, as in P2PD:
+//! - `server = await pipe_open(TCP, (), route)` gives the server: in Python the await
+//!   belonged to the coroutine `pipe_open` returned, so the await that immediately wraps
+//!   the call that opened the pipe returns the pipe itself;
+//! - any later `await server` waits for its next client (`server.accept()` with no limit).
+//!
+//! "Immediately" is decided with Rhai's operation counter: `await f(...)` runs exactly one
+//! operation between `f` returning and `__await` starting, while `let s = f(...); await s`
+//! runs more. The stamp is one-shot, so at most the first await is read as the opening.
+//!
+//! Argument parsing lives in `args.rs`, the pipe methods in `ops.rs`.
+
+mod args;
+mod callbacks;
+mod ops;
+
+use super::address::{self, Resolver, tup};
+use super::bridge;
+use super::engine::BindContext;
+use super::registry::{Help, Registrar};
+use crate::net::address::Family;
+use crate::net::pipe::{Pipe, PipeOptions, Proto};
+use crate::net::route::Route;
+use args::{Dest, pipe_error};
+use callbacks::Callbacks;
+use rhai::{Array, Dynamic, EvalAltResult, INT, NativeCallContext};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use args::{TCP, UDP};
+
+type Res<T> = Result<T, Box<EvalAltResult>>;
+
+/// A pipe as scripts hold it. Clones share the pipe and its callbacks.
+#[derive(Clone)]
+pub struct ScriptPipe {
+    pub pipe: Pipe,
+    callbacks: Arc<Callbacks>,
+    route: Option<Route>,
+    /// Rhai's operation count and the time when `pipe_open` returned this pipe.
+    opened: Arc<Mutex<Option<(u64, Instant)>>>,
+}
+
+/// What a callback forwarder needs to wrap the pipes events arrive on, without holding
+/// the pipe itself (which would keep it open forever).
+pub struct Template {
+    callbacks: Arc<Callbacks>,
+    route: Option<Route>,
+}
+
+impl Template {
+    fn wrap(&self, pipe: Pipe) -> ScriptPipe {
+        ScriptPipe {
+            pipe,
+            callbacks: self.callbacks.clone(),
+            route: self.route.clone(),
+            opened: Arc::default(),
+        }
+    }
+}
+
+impl ScriptPipe {
+    fn opened(pipe: Pipe, route: Option<Route>, ctx: &NativeCallContext) -> Self {
+        let route = route.map(|r| bound_to(r, pipe.local_addr()));
+        let stamp = (ctx.global_runtime_state().num_operations(), Instant::now());
+        Self {
+            pipe,
+            callbacks: Arc::default(),
+            route,
+            opened: Arc::new(Mutex::new(Some(stamp))),
+        }
+    }
+
+    fn callbacks(&self) -> &Arc<Callbacks> {
+        &self.callbacks
+    }
+
+    fn template(&self) -> Template {
+        Template {
+            callbacks: self.callbacks.clone(),
+            route: self.route.clone(),
+        }
+    }
+
+    /// A client accepted by this server: same callbacks and route.
+    fn child(&self, pipe: Pipe) -> Self {
+        self.template().wrap(pipe)
+    }
+
+    fn is_tcp_server(&self) -> bool {
+        self.pipe.proto() == Proto::Tcp && self.pipe.dest().is_none()
+    }
+
+    /// True once, if this await directly wraps the `pipe_open` call that made the pipe.
+    fn awaited_at_open(&self, ctx: &NativeCallContext) -> bool {
+        let stamp = self.opened.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let now = ctx.global_runtime_state().num_operations();
+        stamp.is_some_and(|(ops, at)| now == ops + 1 && at.elapsed() < Duration::from_secs(1))
+    }
+
+    fn dropped(&self) -> INT {
+        let n = self.pipe.dropped() + self.pipe.events_dropped() + self.callbacks.dropped();
+        INT::try_from(n).unwrap_or(INT::MAX)
+    }
+
+    fn text(&self) -> String {
+        let state = if self.pipe.is_running() {
+            ""
+        } else {
+            ", closed"
+        };
+        format!("<Pipe {}{state}>", self.pipe)
+    }
+}
+
+/// The route re-bound to where the pipe really is (P2PD sets `bind_port` the same way).
+fn bound_to(route: Route, local: SocketAddr) -> Route {
+    let ip = match local {
+        SocketAddr::V6(v6) if v6.scope_id() != 0 => format!("{}%{}", v6.ip(), v6.scope_id()),
+        other => other.ip().to_string(),
+    };
+    route.bind(local.port(), Some(&ip)).unwrap_or(route)
+}
+
+/// Opens a pipe: resolves `dest` for the route's family, binds where the route says.
+fn open(
+    ctx: &NativeCallContext,
+    resolver: &Resolver,
+    proto: Dynamic,
+    dest: Dynamic,
+    route: Dynamic,
+) -> Res<ScriptPipe> {
+    let proto = args::proto(&proto)?;
+    let dest = if dest.is_unit() {
+        None
+    } else {
+        Some(Dest::parse(&dest)?)
+    };
+    let route_family = args::pipe_family(&route, None)?;
+    let dest = match dest {
+        Some(d) => {
+            let resolver = resolver.clone();
+            Some(bridge::wait(ctx, async move {
+                d.resolve(&resolver, route_family).await
+            })?)
+        }
+        None => None,
+    };
+    let family = route_family
+        .or(dest.map(|d| Family::of(&d.ip())))
+        .unwrap_or(Family::V4);
+    let (local, bound) = args::local_bind(&route, family)?;
+    let pipe = bridge::wait(ctx, async move {
+        Pipe::open(proto, dest, local, PipeOptions::default())
+            .await
+            .map_err(pipe_error)
+    })?;
+    Ok(ScriptPipe::opened(pipe, bound, ctx))
+}
+
+fn echo(ctx: &NativeCallContext, proto: Dynamic, route: Dynamic, port: INT) -> Res<ScriptPipe> {
+    let proto = args::proto(&proto)?;
+    let port = address::port(port, "echo_server port")?;
+    let family = args::pipe_family(&route, None)?.unwrap_or(Family::V4);
+    let (local, bound) = args::local_bind(&route, family)?;
+    let local = if port == 0 {
+        local
+    } else {
+        SocketAddr::new(local.ip(), port)
+    };
+    let pipe = bridge::wait(ctx, async move {
+        crate::net::pipe::echo_server(proto, local)
+            .await
+            .map_err(pipe_error)
+    })?;
+    Ok(ScriptPipe::opened(pipe, bound, ctx))
+}
+
+/// `await pipe`: the pipe itself, except a TCP server awaited after its opening, which
+/// gives its next client (or `()` once it closes).
+fn await_pipe(ctx: NativeCallContext, p: ScriptPipe) -> Res<Dynamic> {
+    if !p.is_tcp_server() || p.awaited_at_open(&ctx) {
+        return Ok(Dynamic::from(p));
+    }
+    ops::accept_for(&ctx, &p, ops::FOREVER)
+}
+
+const PIPE_OPEN: Help = Help::function(
+    "pipes",
+    &[
+        "pipe_open(proto, dest)",
+        "pipe_open(proto, dest, route)",
+        "pipe_open(proto, (), route)",
+    ],
+    "Open a TCP/UDP client to dest (Address, [host, port] or \"host:port\") or, with dest (), a server; the route (Route, Interface, IP, IP4/IP6 or ()) decides family and bind address.",
+    "let s = echo_server(TCP, (), 0); let p = pipe_open(TCP, s.local); p.send(b\"hi\"); p.recv(2)",
+);
+const ECHO_SERVER: Help = Help::function(
+    "pipes",
+    &["echo_server(proto, route, port)"],
+    "Start a TCP or UDP server that sends every message back to its sender (port 0 = any); close it to stop.",
+    "let s = echo_server(UDP, \"127.0.0.1\", 0); s.local",
+);
+
+/// Registers addresses and pipes: pipes resolve names with the session's resolver.
+pub fn register(reg: &mut Registrar, _ctx: &BindContext) {
+    let resolver = address::register(reg);
+    reg.engine()
+        .register_type_with_name::<ScriptPipe>("Pipe")
+        .register_fn("to_string", |p: &mut ScriptPipe| p.text())
+        .register_fn("to_debug", |p: &mut ScriptPipe| p.text())
+        .register_fn("==", |a: ScriptPipe, b: ScriptPipe| a.pipe.same(&b.pipe))
+        .register_fn("!=", |a: ScriptPipe, b: ScriptPipe| !a.pipe.same(&b.pipe))
+        .register_fn("__await", await_pipe)
+        .register_get("proto", |p: &mut ScriptPipe| {
+            args::proto_number(p.pipe.proto())
+        })
+        .register_get("local", |p: &mut ScriptPipe| tup(p.pipe.local_addr()))
+        .register_get("dest", |p: &mut ScriptPipe| {
+            p.pipe
+                .dest()
+                .map_or(Dynamic::UNIT, |d| Dynamic::from(tup(d)))
+        })
+        .register_get("is_running", |p: &mut ScriptPipe| p.pipe.is_running())
+        .register_get("route", |p: &mut ScriptPipe| {
+            p.route.clone().map_or(Dynamic::UNIT, Dynamic::from)
+        })
+        .register_get("dropped", |p: &mut ScriptPipe| p.dropped())
+        .register_get("clients", |p: &mut ScriptPipe| -> Array {
+            p.pipe
+                .clients()
+                .into_iter()
+                .map(|c| Dynamic::from(p.child(c)))
+                .collect()
+        });
+
+    let r = resolver.clone();
+    reg.func(
+        "pipe_open",
+        &PIPE_OPEN,
+        move |ctx: NativeCallContext, proto: Dynamic, dest: Dynamic| {
+            open(&ctx, &r, proto, dest, Dynamic::UNIT)
+        },
+    );
+    let r = resolver;
+    reg.func(
+        "pipe_open",
+        &PIPE_OPEN,
+        move |ctx: NativeCallContext, proto: Dynamic, dest: Dynamic, route: Dynamic| {
+            open(&ctx, &r, proto, dest, route)
+        },
+    );
+    reg.func(
+        "echo_server",
+        &ECHO_SERVER,
+        |ctx: NativeCallContext, proto: Dynamic, route: Dynamic, port: INT| {
+            echo(&ctx, proto, route, port)
+        },
+    );
+    ops::register(reg);
+}
