@@ -74,7 +74,10 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
             iface.nat_report.ok_or_else(|| {
                 error(
                     "nat",
-                    format!("no NAT report for {} yet: run i.load_nat() first", iface.name),
+                    format!(
+                        "no NAT report for {} yet: run i.load_nat() first",
+                        iface.name
+                    ),
                 )
             })
         },
@@ -82,21 +85,31 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
     .func("to_json", &TO_JSON, |r: &mut NatReport| {
         serde_json::to_string_pretty(&r.to_json()).unwrap_or_default()
     })
-    .func("p2pd", &P2PD_DICT, |r: &mut NatReport| json(&r.to_p2pd_json()));
+    .func("p2pd", &P2PD_DICT, |r: &mut NatReport| {
+        json(&r.to_p2pd_json())
+    });
 }
 
 fn register_report(reg: &mut Registrar) {
     reg.engine()
         .register_type_with_name::<NatReport>("NatReport")
-        .register_fn("to_string", |r: &mut NatReport| r.to_string().trim_end().to_string())
-        .register_fn("to_debug", |r: &mut NatReport| r.to_string().trim_end().to_string())
+        .register_fn("to_string", |r: &mut NatReport| {
+            r.to_string().trim_end().to_string()
+        })
+        .register_fn("to_debug", |r: &mut NatReport| {
+            r.to_string().trim_end().to_string()
+        })
         .register_fn("to_map", |r: &mut NatReport| json(&r.to_json()))
         // P2PD's dict fields, so `i.nat.type` reads the same before and after this
         // object replaced the dict.
         .register_get("type", |r: &mut NatReport| r.nat_type().code() as rhai::INT)
-        .register_get("nat_info", |r: &mut NatReport| r.nat_type().info().to_string())
+        .register_get("nat_info", |r: &mut NatReport| {
+            r.nat_type().info().to_string()
+        })
         .register_get("delta", |r: &mut NatReport| json(&r.delta().to_p2pd_json()))
-        .register_get("delta_info", |r: &mut NatReport| r.delta().info().to_string())
+        .register_get("delta_info", |r: &mut NatReport| {
+            r.delta().info().to_string()
+        })
         .register_get("range", |r: &mut NatReport| {
             let range = r.nat.range();
             vec![
@@ -190,7 +203,10 @@ fn nat_servers(config: &StunConfig) -> Vec<(String, u16)> {
     } else {
         chosen
     };
-    chosen.into_iter().map(|s| (s.host.clone(), s.port)).collect()
+    chosen
+        .into_iter()
+        .map(|s| (s.host.clone(), s.port))
+        .collect()
 }
 
 /// Resolves servers for one family, concurrently, within `timeout`; names that fail
@@ -203,10 +219,11 @@ async fn resolve_servers(
     let mut lookups = tokio::task::JoinSet::new();
     for (order, (host, port)) in servers.into_iter().enumerate() {
         lookups.spawn(async move {
-            let found = tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port)))
-                .await
-                .ok()
-                .and_then(Result::ok);
+            let found =
+                tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port)))
+                    .await
+                    .ok()
+                    .and_then(Result::ok);
             let addr = found
                 .into_iter()
                 .flatten()
