@@ -88,27 +88,47 @@ impl Pipe {
         lock(&self.inner.links).retain(|l| !l.ptr_eq(&target) && l.strong_count() > 0);
     }
 
-    /// Bytes arrived from `peer`: relay, tell observers, queue.
-    pub(super) async fn on_message(&self, peer: SocketAddr, data: Vec<u8>) {
+    /// Bytes arrived from `peer`: relay, tell observers, queue. `data` is copied only when
+    /// more than one of them keeps it.
+    pub(super) async fn on_message(&self, peer: SocketAddr, mut data: Vec<u8>) {
         let inner = &self.inner;
         let server = inner.parent.upgrade();
-        let mut links: Vec<Pipe> = live_links(inner);
-        if let Some(server) = &server {
+        self.relay(&data, server.as_deref()).await;
+        let server = server.filter(|s| has_subs(s));
+        let queued = has_subs(inner) || server.is_some();
+        if inner.observers.is_watched() {
+            let event = PipeEvent::Message {
+                peer,
+                data: if queued {
+                    data.clone()
+                } else {
+                    std::mem::take(&mut data)
+                },
+                pipe: self.clone(),
+            };
+            inner.observers.emit(event, inner.proto == Proto::Tcp).await;
+        }
+        if !queued {
+            return;
+        }
+        match server {
+            Some(server) => {
+                deliver(inner, peer, data.clone());
+                deliver(&server, peer, data);
+            }
+            None => deliver(inner, peer, data),
+        }
+    }
+
+    /// Send `data` on into this pipe's links and, for an accepted client, its server's.
+    async fn relay(&self, data: &[u8], server: Option<&Inner>) {
+        let mut links: Vec<Pipe> = live_links(&self.inner);
+        if let Some(server) = server {
             links.extend(live_links(server));
         }
         for link in links {
             // A failing relay must not stop this pipe; the linked pipe reports its own end.
-            let _ = link.send(&data).await;
-        }
-        let event = PipeEvent::Message {
-            peer,
-            data: data.clone(),
-            pipe: self.clone(),
-        };
-        inner.observers.emit(event, inner.proto == Proto::Tcp).await;
-        deliver(inner, peer, &data);
-        if let Some(server) = &server {
-            deliver(server, peer, &data);
+            let _ = link.send(data).await;
         }
     }
 }
@@ -121,12 +141,26 @@ fn live_links(inner: &Inner) -> Vec<Pipe> {
         .collect()
 }
 
-fn deliver(inner: &Inner, peer: SocketAddr, data: &[u8]) {
-    let taken = {
-        let mut subs = lock(&inner.subs);
-        !subs.is_empty() && subs.deliver(peer, data) > 0
-    };
-    if taken {
+fn has_subs(inner: &Inner) -> bool {
+    !lock(&inner.subs).is_empty()
+}
+
+fn deliver(inner: &Inner, peer: SocketAddr, data: Vec<u8>) {
+    if lock(&inner.subs).deliver(peer, data) > 0 {
         inner.arrived.notify_waiters();
+    }
+}
+
+/// The bytes a read just put in `buf`, as an owned message. A small read is copied out so
+/// a queued message does not pin a whole read buffer; a large one takes the buffer itself
+/// (no copy) and `buf` gets a fresh one with the same capacity.
+pub(super) fn take_read(buf: &mut Vec<u8>) -> Vec<u8> {
+    let capacity = buf.capacity();
+    if buf.len() * 4 < capacity {
+        let message = buf.clone();
+        buf.clear();
+        message
+    } else {
+        std::mem::replace(buf, Vec::with_capacity(capacity))
     }
 }

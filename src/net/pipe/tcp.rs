@@ -17,6 +17,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::events::Observers;
+use super::inbound::take_read;
 use super::{Error, Inner, Io, Kind, Pipe, PipeOptions, Proto, Spec, socket};
 
 /// Largest single read, P2PD's `reader_limit` (64 KiB).
@@ -120,15 +121,14 @@ fn start(stream: TcpStream, spec: StreamSpec) -> Pipe {
 /// Read until EOF or error, then end the pipe. Holds the pipe only while handing a chunk
 /// over, so dropping every handle stops it.
 async fn read_loop(pipe: Weak<Inner>, mut read: OwnedReadHalf, peer: SocketAddr) {
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = Vec::with_capacity(READ_CHUNK);
     loop {
-        let n = match read.read(&mut buf).await {
+        match read.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
+            Ok(_) => {}
+        }
         let Some(inner) = pipe.upgrade() else { return };
-        let chunk = buf.get(..n).unwrap_or_default().to_vec();
-        Pipe { inner }.on_message(peer, chunk).await;
+        Pipe { inner }.on_message(peer, take_read(&mut buf)).await;
     }
     if let Some(inner) = pipe.upgrade() {
         Pipe { inner }.reader_finished();
