@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use super::reader::Pull;
 use super::{Error, Inner, Message, Pipe, PipeEvent, Proto, SubId, deadline_after, lock};
 
 impl Pipe {
@@ -43,29 +44,51 @@ impl Pipe {
     /// only polls. `Ok(None)` on timeout, or at once when the pipe has ended and the queue is
     /// empty. An unknown `sub` is an error (P2PD returned `None`).
     pub async fn recv(&self, sub: SubId, timeout: Duration) -> Result<Option<Message>, Error> {
-        let deadline = deadline_after(timeout);
+        let mut deadline = None;
         loop {
-            let notified = self.inner.arrived.notified();
-            tokio::pin!(notified);
-            // Registered before looking, so a message queued in between still wakes us.
-            notified.as_mut().enable();
-            match lock(&self.inner.subs).pop(sub) {
-                Ok(Some(message)) => return Ok(Some(message)),
-                Ok(None) => {}
-                Err(_) => {
-                    return Err(Error::NoSuchSubscription {
-                        id: sub,
-                        pipe: self.to_string(),
-                    });
-                }
+            if let Some(message) = self.pop(sub)? {
+                return Ok(Some(message));
+            }
+            let pull = self.pull();
+            if let Pull::Read = pull {
+                // Queued something, maybe for another subscription: look again, letting
+                // other tasks run now and then under a flood.
+                tokio::task::consume_budget().await;
+                continue;
             }
             if timeout.is_zero() || !self.is_running() {
                 return Ok(None);
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            let notified = self.inner.arrived.notified();
+            tokio::pin!(notified);
+            // Registered before looking again, so a message queued in between wakes us.
+            notified.as_mut().enable();
+            if let Some(message) = self.pop(sub)? {
+                return Ok(Some(message));
+            }
+            let arrival = async {
+                match (pull, &self.inner.reader) {
+                    (Pull::Empty, Some(reader)) => tokio::select! {
+                        () = notified => {}
+                        () = reader.wait_readable() => {}
+                    },
+                    _ => notified.await,
+                }
+            };
+            let deadline = *deadline.get_or_insert_with(|| deadline_after(timeout));
+            if tokio::time::timeout_at(deadline, arrival).await.is_err() {
                 return Ok(None);
             }
         }
+    }
+
+    fn pop(&self, sub: SubId) -> Result<Option<Message>, Error> {
+        lock(&self.inner.subs)
+            .pop(sub)
+            .map_err(|_| Error::NoSuchSubscription {
+                id: sub,
+                pipe: self.to_string(),
+            })
     }
 
     /// Relay everything that arrives here into `other` (with `other.send`). One-way: link
@@ -79,6 +102,11 @@ impl Pipe {
             .any(|l| l.ptr_eq(&Arc::downgrade(&other.inner)))
         {
             links.push(Arc::downgrade(&other.inner));
+        }
+        drop(links);
+        // A reader standing aside for `recv` callers must relay from now on.
+        if let Some(reader) = &self.inner.reader {
+            reader.wake();
         }
     }
 
@@ -94,9 +122,8 @@ impl Pipe {
         let inner = &self.inner;
         let server = inner.parent.upgrade();
         self.relay(&data, server.as_deref()).await;
-        let server = server.filter(|s| has_subs(s));
-        let queued = has_subs(inner) || server.is_some();
         if inner.observers.is_watched() {
+            let queued = has_subs(inner) || server.as_deref().is_some_and(has_subs);
             let event = PipeEvent::Message {
                 peer,
                 data: if queued {
@@ -107,11 +134,18 @@ impl Pipe {
                 pipe: self.clone(),
             };
             inner.observers.emit(event, inner.proto == Proto::Tcp).await;
+            if !queued {
+                return;
+            }
         }
-        if !queued {
-            return;
-        }
-        match server {
+        self.queue(peer, data);
+    }
+
+    /// Queue a message in every matching subscription of this pipe and, for an accepted
+    /// client, of its server; wake `recv` callers if any took it.
+    pub(super) fn queue(&self, peer: SocketAddr, data: Vec<u8>) {
+        let inner = &self.inner;
+        match inner.parent.upgrade().filter(|s| has_subs(s)) {
             Some(server) => {
                 deliver(inner, peer, data.clone());
                 deliver(&server, peer, data);

@@ -27,6 +27,7 @@ impl Pipe {
         }
         // Released here as well as in `end`: a reader may have started `end` and been
         // aborted above before releasing anything.
+        release_reader(inner).await;
         match &inner.io {
             Io::Stream(writer) => writer.shutdown().await,
             Io::Datagram(sender) => sender.close(),
@@ -64,7 +65,7 @@ impl Pipe {
         {
             clients.remove(self);
         }
-        inner.arrived.notify_waiters();
+        release_reader(inner).await;
         if let Io::Listener(clients) = &inner.io {
             clients.wake();
         }
@@ -74,6 +75,15 @@ impl Pipe {
             inner.observers.emit(PipeEvent::End(self.clone()), true),
         )
         .await;
+    }
+}
+
+/// Wake `recv` callers (so they let go of the socket they wait on), then drop the read
+/// side.
+async fn release_reader(inner: &Inner) {
+    inner.arrived.notify_waiters();
+    if let Some(reader) = &inner.reader {
+        reader.close().await;
     }
 }
 

@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::net::UdpSocket;
 
 use super::events::Observers;
-use super::{Error, Inner, Io, Kind, Pipe, PipeOptions, Proto, Spec, lock, socket};
+use super::reader::{self, Reader, Source};
+use super::{Error, Io, Kind, Pipe, PipeOptions, Proto, Spec, lock, socket};
 
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 64 * 1024;
@@ -44,41 +45,14 @@ pub(super) fn open(
         io: Io::Datagram(Sender {
             socket: Mutex::new(Some(socket.clone())),
         }),
+        reader: Some(Reader::new(Source::Datagram(socket), MAX_DATAGRAM)),
         observers,
         parent: Weak::new(),
         subscribe_all,
         clients_subscribe_all: false,
     });
-    let task = tokio::spawn(read_loop(Arc::downgrade(&pipe.inner), socket));
-    pipe.add_task(task);
+    reader::spawn(&pipe);
     Ok(pipe)
-}
-
-async fn read_loop(pipe: Weak<Inner>, socket: Arc<UdpSocket>) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        let (n, peer) = match socket.recv_from(&mut buf).await {
-            Ok(got) => got,
-            Err(e) if is_transient(&e) => continue,
-            Err(_) => break,
-        };
-        let Some(inner) = pipe.upgrade() else { return };
-        let datagram = buf.get(..n).unwrap_or_default().to_vec();
-        Pipe { inner }.on_message(peer, datagram).await;
-    }
-    if let Some(inner) = pipe.upgrade() {
-        Pipe { inner }.reader_finished();
-    }
-}
-
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::WouldBlock
-    )
 }
 
 impl Sender {
@@ -97,14 +71,21 @@ impl Sender {
         let Some(socket) = socket else {
             return Err(pipe.closed_error());
         };
+        let io_error = |source| Error::Io {
+            op: "send to",
+            addr: peer,
+            source,
+        };
+        // Usually the socket has room: send without arming a timer.
+        match socket.try_send_to(data, peer) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(io_error(e)),
+        }
         let timeout = pipe.inner.opts.send_timeout;
         match tokio::time::timeout(timeout, socket.send_to(data, peer)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(source)) => Err(Error::Io {
-                op: "send to",
-                addr: peer,
-                source,
-            }),
+            Ok(Err(source)) => Err(io_error(source)),
             Err(_) => Err(Error::TimedOut {
                 op: "send to",
                 addr: peer,
