@@ -13,12 +13,13 @@
 //! reach the queues in the order they arrived, whoever read them.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{Mutex as AsyncMutex, Notify, RwLock};
 
@@ -37,7 +38,7 @@ pub(super) enum Source {
     /// A TCP connection's read half and its peer: every read is one message.
     Stream(OwnedReadHalf, SocketAddr),
     /// A UDP socket (shared with the sender): every datagram is one message.
-    Datagram(Arc<UdpSocket>),
+    Datagram(Arc<AsyncFd<UdpSocket>>),
 }
 
 /// What one non-blocking read found.
@@ -50,23 +51,42 @@ enum Read {
 }
 
 impl Source {
-    async fn readable(&self) -> io::Result<()> {
+    /// A read buffer of `size` bytes for this source: spare capacity that a TCP read fills
+    /// in place (and may hand on, see `take_read`), or initialised bytes for a datagram,
+    /// which is copied out at its exact size.
+    fn buffer(&self, size: usize) -> Vec<u8> {
         match self {
-            Source::Stream(half, _) => half.readable().await,
-            Source::Datagram(socket) => socket.readable().await,
+            Source::Stream(..) => Vec::with_capacity(size),
+            Source::Datagram(_) => vec![0; size],
         }
     }
 
+    async fn readable(&self) -> io::Result<()> {
+        match self {
+            Source::Stream(half, _) => half.readable().await,
+            // The guard is dropped without clearing: reads clear readiness themselves.
+            Source::Datagram(socket) => socket.readable().await.map(drop),
+        }
+    }
+
+    /// One non-blocking read into `buf` (see [`Source::buffer`]).
     fn try_read(&self, buf: &mut Vec<u8>) -> Read {
-        buf.clear();
         loop {
             let got = match self {
-                Source::Stream(half, peer) => half.try_read_buf(buf).map(|n| (n, *peer)),
-                Source::Datagram(socket) => socket.try_recv_buf_from(buf),
+                Source::Stream(half, peer) => {
+                    buf.clear();
+                    half.try_read_buf(buf).map(|n| (n, *peer))
+                }
+                Source::Datagram(socket) => {
+                    socket.try_io(Interest::READABLE, |s| s.recv_from(buf.as_mut_slice()))
+                }
             };
             return match got {
                 Ok((0, _)) if matches!(self, Source::Stream(..)) => Read::Finished,
-                Ok((_, peer)) => Read::Message(peer, take_read(buf)),
+                Ok((_, peer)) if matches!(self, Source::Stream(..)) => {
+                    Read::Message(peer, take_read(buf))
+                }
+                Ok((n, peer)) => Read::Message(peer, buf.get(..n).unwrap_or_default().to_vec()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Read::Empty,
                 Err(e) if matches!(self, Source::Datagram(_)) && is_transient(&e) => continue,
                 Err(_) => Read::Finished,
@@ -121,13 +141,13 @@ pub(super) enum Pull {
 }
 
 impl Reader {
-    pub(super) fn new(source: Source, buf_capacity: usize) -> Arc<Self> {
+    pub(super) fn new(source: Source, buf_size: usize) -> Arc<Self> {
         Arc::new(Reader {
-            source: RwLock::new(Some(source)),
             turn: AsyncMutex::new(Turn {
-                buf: Vec::with_capacity(buf_capacity),
+                buf: source.buffer(buf_size),
                 finished: false,
             }),
+            source: RwLock::new(Some(source)),
             activity: AtomicU64::new(0),
             waiting: AtomicUsize::new(0),
             wake: Notify::new(),

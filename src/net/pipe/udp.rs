@@ -8,7 +8,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 use super::events::Observers;
 use super::reader::{self, Reader, Source};
@@ -17,9 +20,9 @@ use super::{Error, Io, Kind, Pipe, PipeOptions, Proto, Spec, lock, socket};
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 64 * 1024;
 
-/// The socket, shared with the read loop; `None` once closed.
+/// The socket, shared with the reader; `None` once closed.
 pub(super) struct Sender {
-    socket: Mutex<Option<Arc<UdpSocket>>>,
+    socket: Mutex<Option<Arc<AsyncFd<UdpSocket>>>>,
 }
 
 /// Bind `local` and start reading.
@@ -31,7 +34,7 @@ pub(super) fn open(
     subscribe_all: bool,
 ) -> Result<Pipe, Error> {
     let socket = Arc::new(socket::udp(local)?);
-    let bound = socket.local_addr().unwrap_or(local);
+    let bound = socket.get_ref().local_addr().unwrap_or(local);
     let pipe = Pipe::build(Spec {
         proto: Proto::Udp,
         kind: if dest.is_some() {
@@ -76,15 +79,15 @@ impl Sender {
             addr: peer,
             source,
         };
-        // Usually the socket has room: send without arming a timer.
-        match socket.try_send_to(data, peer) {
+        // Usually the socket has room: send at once, without arming a timer.
+        match socket.get_ref().send_to(data, peer) {
             Ok(_) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(io_error(e)),
         }
         let timeout = pipe.inner.opts.send_timeout;
-        match tokio::time::timeout(timeout, socket.send_to(data, peer)).await {
-            Ok(Ok(_)) => Ok(()),
+        match tokio::time::timeout(timeout, send_when_writable(&socket, data, peer)).await {
+            Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(io_error(source)),
             Err(_) => Err(Error::TimedOut {
                 op: "send to",
@@ -97,5 +100,21 @@ impl Sender {
     /// Drop our reference; with the read loop already stopped, the socket closes here.
     pub(super) fn close(&self) {
         lock(&self.socket).take();
+    }
+}
+
+/// Send once the socket has buffer space. The socket is registered for reading only, so
+/// this waits on a duplicate of it registered for writing, just for as long as it takes.
+async fn send_when_writable(
+    socket: &AsyncFd<UdpSocket>,
+    data: &[u8],
+    peer: SocketAddr,
+) -> io::Result<()> {
+    let writer = socket::readiness(socket.get_ref().try_clone()?, Interest::WRITABLE)?;
+    loop {
+        let mut ready = writer.writable().await?;
+        if let Ok(sent) = ready.try_io(|w| w.get_ref().send_to(data, peer)) {
+            return sent.map(|_| ());
+        }
     }
 }
