@@ -9,6 +9,10 @@ use std::time::Duration;
 use super::reader::Pull;
 use super::{Error, Inner, Message, Pipe, PipeEvent, Proto, SubId, deadline_after, lock};
 
+/// Messages a `recv` reads from the socket for other subscriptions before it looks at
+/// the clock (and a poll gives up).
+const PULL_BATCH: usize = 64;
+
 impl Pipe {
     /// Receive what matches `pattern` (a byte regex matched anywhere; `None` or `""` = all)
     /// from `peer` (`None` = anyone; port 0 = any port of that IP). Each matching
@@ -45,6 +49,7 @@ impl Pipe {
     /// empty. An unknown `sub` is an error (P2PD returned `None`).
     pub async fn recv(&self, sub: SubId, timeout: Duration) -> Result<Option<Message>, Error> {
         let mut deadline = None;
+        let mut pulled = 0usize;
         loop {
             if let Some(message) = self.pop(sub)? {
                 return Ok(Some(message));
@@ -52,7 +57,16 @@ impl Pipe {
             let pull = self.pull();
             if let Pull::Read = pull {
                 // Queued something, maybe for another subscription: look again, letting
-                // other tasks run now and then under a flood.
+                // other tasks run now and then, and giving up in time under a flood of
+                // messages for others.
+                pulled += 1;
+                if pulled.is_multiple_of(PULL_BATCH)
+                    && (timeout.is_zero()
+                        || tokio::time::Instant::now()
+                            >= *deadline.get_or_insert_with(|| deadline_after(timeout)))
+                {
+                    return Ok(None);
+                }
                 tokio::task::consume_budget().await;
                 continue;
             }

@@ -151,7 +151,8 @@ struct Inner {
     ended: AtomicBool,
     io: Io,
     reader: Option<Arc<Reader>>,
-    /// Reader or accept tasks. They hold only a `Weak` to this, so dropping it stops them.
+    /// Reader or accept tasks. They hold only a `Weak` to this, so dropping it stops them
+    /// (and with them the sockets they hold).
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 

@@ -1,5 +1,5 @@
-//! TCP connections: connecting a client, adopting an accepted stream, the read loop and
-//! the writer.
+//! TCP connections: connecting a client, adopting an accepted stream (whose read half goes
+//! to `reader.rs`) and the writer.
 //!
 //! TCP has no message boundaries: every successful read (up to [`READ_CHUNK`] bytes) is
 //! delivered as one message, so a sender's one `send` may arrive as several messages or

@@ -1,4 +1,4 @@
-//! UDP pipes: one socket, a read loop, and `send_to` anywhere.
+//! UDP pipes: one socket, read as `reader.rs` says, and `send_to` anywhere.
 //!
 //! A UDP "client" is not OS-connected (P2PD's UDP_CON): its destination is only the default
 //! target of `send`, and datagrams from anyone are received. ICMP errors surfacing on the
@@ -97,7 +97,7 @@ impl Sender {
         }
     }
 
-    /// Drop our reference; with the read loop already stopped, the socket closes here.
+    /// Drop our reference; with the reader's already dropped, the socket closes here.
     pub(super) fn close(&self) {
         lock(&self.socket).take();
     }
