@@ -13,6 +13,15 @@ use super::{Error, Inner, Message, Pipe, PipeEvent, Proto, SubId, deadline_after
 /// the clock (and a poll gives up).
 const PULL_BATCH: usize = 64;
 
+/// What [`Pipe::take`] found.
+enum Taken {
+    Message(Message),
+    /// Read a batch of messages, none for this subscription: more may be coming.
+    Flood,
+    /// Nothing for this subscription; how to wait for more.
+    Nothing(Pull),
+}
+
 impl Pipe {
     /// Receive what matches `pattern` (a byte regex matched anywhere; `None` or `""` = all)
     /// from `peer` (`None` = anyone; port 0 = any port of that IP). Each matching
@@ -49,27 +58,19 @@ impl Pipe {
     /// empty. An unknown `sub` is an error (P2PD returned `None`).
     pub async fn recv(&self, sub: SubId, timeout: Duration) -> Result<Option<Message>, Error> {
         let mut deadline = None;
-        let mut pulled = 0usize;
         loop {
-            if let Some(message) = self.pop(sub)? {
-                return Ok(Some(message));
-            }
-            let pull = self.pull();
-            if let Pull::Read = pull {
-                // Queued something, maybe for another subscription: look again, letting
-                // other tasks run now and then, and giving up in time under a flood of
-                // messages for others.
-                pulled += 1;
-                if pulled.is_multiple_of(PULL_BATCH)
-                    && (timeout.is_zero()
-                        || tokio::time::Instant::now()
-                            >= *deadline.get_or_insert_with(|| deadline_after(timeout)))
-                {
-                    return Ok(None);
+            let pull = match self.take(sub)? {
+                Taken::Message(message) => return Ok(Some(message)),
+                Taken::Flood => {
+                    let deadline = *deadline.get_or_insert_with(|| deadline_after(timeout));
+                    if timeout.is_zero() || tokio::time::Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                    tokio::task::consume_budget().await;
+                    continue;
                 }
-                tokio::task::consume_budget().await;
-                continue;
-            }
+                Taken::Nothing(pull) => pull,
+            };
             if timeout.is_zero() || !self.is_running() {
                 return Ok(None);
             }
@@ -94,6 +95,33 @@ impl Pipe {
                 return Ok(None);
             }
         }
+    }
+
+    /// `recv` with a zero timeout, without a future: the oldest message queued for `sub`
+    /// or one that is in the socket already; `Ok(None)` if there is none.
+    pub fn try_recv(&self, sub: SubId) -> Result<Option<Message>, Error> {
+        match self.take(sub)? {
+            Taken::Message(message) => Ok(Some(message)),
+            Taken::Flood | Taken::Nothing(_) => Ok(None),
+        }
+    }
+
+    /// A message for `sub` from its queue or, if that is empty, from the socket, reading
+    /// (and queueing for other subscriptions) at most [`PULL_BATCH`] messages.
+    fn take(&self, sub: SubId) -> Result<Taken, Error> {
+        for _ in 0..PULL_BATCH {
+            if let Some(message) = self.pop(sub)? {
+                return Ok(Taken::Message(message));
+            }
+            match self.pull() {
+                Pull::Read => {}
+                pull => return Ok(Taken::Nothing(pull)),
+            }
+        }
+        Ok(match self.pop(sub)? {
+            Some(message) => Taken::Message(message),
+            None => Taken::Flood,
+        })
     }
 
     fn pop(&self, sub: SubId) -> Result<Option<Message>, Error> {

@@ -47,7 +47,9 @@ impl Pipe {
     /// A reader saw EOF or a fatal error. `end` runs in a task of its own, because `close`
     /// aborts the reader tasks and must not cancel an `End` half emitted.
     pub(super) fn reader_finished(self) {
-        tokio::spawn(async move { self.end().await });
+        // On the pipe's own runtime: a reader may be a `try_recv` on a plain thread.
+        let runtime = self.inner.runtime.clone();
+        runtime.spawn(async move { self.end().await });
     }
 
     /// The end of a pipe, whoever noticed it first (reader at EOF, or `close`). Emits `End`

@@ -151,6 +151,8 @@ struct Inner {
     ended: AtomicBool,
     io: Io,
     reader: Option<Arc<Reader>>,
+    /// The runtime the pipe was opened in, where its tasks run.
+    runtime: tokio::runtime::Handle,
     /// Reader or accept tasks. They hold only a `Weak` to this, so dropping it stops them
     /// (and with them the sockets they hold).
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -245,6 +247,7 @@ impl Pipe {
                 ended: AtomicBool::new(false),
                 io: spec.io,
                 reader: spec.reader,
+                runtime: tokio::runtime::Handle::current(),
                 tasks: Mutex::new(Vec::new()),
                 opts: spec.opts,
             }),

@@ -29,8 +29,7 @@ const RECV_TIMEOUT: Duration = Duration::from_secs(2);
 pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Awaits `fut` like `bridge::wait`, but first polls it once on this thread: a send with
-/// room in the socket, or a recv with a message already there, then returns without the
-/// bridge's blocking machinery (entering `block_on`, arming the Ctrl-C and job wake-ups),
+/// room in the socket then returns without the bridge's blocking machinery (entering `block_on`, arming the Ctrl-C and job wake-ups),
 /// which costs as much as the operation itself. Only a future that must really wait goes
 /// to the bridge, so waits stay cancellable and callbacks keep running meanwhile.
 fn now_or_wait<T, E>(ctx: &NativeCallContext, fut: impl Future<Output = Result<T, E>>) -> Res<T>
@@ -92,9 +91,14 @@ fn recv(
                 ),
             )
         })?;
-    let got = now_or_wait(ctx, async {
-        p.pipe.recv(id, timeout).await.map_err(pipe_error)
-    })?;
+    // What is there already is taken without the bridge (see `now_or_wait`).
+    let got = match p.pipe.try_recv(id).map_err(pipe_error)? {
+        Some(message) => Some(message),
+        None if timeout.is_zero() => None,
+        None => bridge::wait(ctx, async {
+            p.pipe.recv(id, timeout).await.map_err(pipe_error)
+        })?,
+    };
     Ok(match got {
         None => Dynamic::UNIT,
         Some((peer, data)) if full => {
