@@ -163,8 +163,8 @@ impl Reader {
         self.source.write().await.take();
     }
 
-    /// Wait for the socket to become readable, unless it is being closed; `f` gets the
-    /// socket. Returns `None` if closed (before or while waiting).
+    /// Run `f` (a wait on the socket) unless the socket is being closed, which cuts it
+    /// short. Returns `None` if closed (before or while waiting).
     async fn while_open<T>(&self, f: impl AsyncFnOnce(&Source) -> T) -> Option<T> {
         let closing = self.closing.notified();
         tokio::pin!(closing);
