@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Loopback pipe benchmark: p2pd-repl's pipes from a Rhai script, from the Rust API and a
 # plain tokio client, plus P2PD 3.1.9 (Python), all against one echo server (ours, in its
-# own process), runs interleaved so machine noise hits every implementation alike.
+# own process), runs interleaved (in an order rotated every round) so machine noise hits
+# every implementation alike.
 # Workloads and P2PD's published numbers: p2pd-baseline.md §4.5.
 #
 #   benches/pipes.sh              5 rounds (REPS=N to change)
@@ -50,8 +51,12 @@ measure() { # impl test -> msgs/s (or "fail")
 }
 
 for ((rep = 1; rep <= REPS; rep++)); do
+    # Each round starts with the next implementation: on two cores, which client runs
+    # right after which shifts results by more than the differences measured.
+    shift_by=$(((rep - 1) % ${#IMPLS[@]}))
+    order=("${IMPLS[@]:shift_by}" "${IMPLS[@]:0:shift_by}")
     for test in "${TESTS[@]}"; do
-        for impl in "${IMPLS[@]}"; do
+        for impl in "${order[@]}"; do
             rate=$(measure "$impl" "$test")
             echo "$test $impl $rate" >>"$RESULTS"
             echo "round $rep $test $impl $rate" >&2

@@ -65,7 +65,13 @@ impl Observers {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Whether anyone observes, so a reader can skip building events nobody takes.
+    pub(crate) fn is_watched(&self) -> bool {
+        !self.lock().is_empty()
+    }
+
     /// Hand `event` to every live observer; `wait` chooses back-pressure over dropping.
+    /// The last observer gets `event` itself, the others a clone.
     pub(crate) async fn emit(&self, event: PipeEvent, wait: bool) {
         let senders: Vec<_> = {
             let mut senders = self.lock();
@@ -75,13 +81,21 @@ impl Observers {
             }
             senders.clone()
         };
-        for tx in senders {
-            if wait {
-                // A closed receiver is pruned at the next emit.
-                let _ = tx.send(event.clone()).await;
-            } else if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(event.clone()) {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let Some((last, others)) = senders.split_last() else {
+            return;
+        };
+        for tx in others {
+            self.send(tx, event.clone(), wait).await;
+        }
+        self.send(last, event, wait).await;
+    }
+
+    async fn send(&self, tx: &mpsc::Sender<PipeEvent>, event: PipeEvent, wait: bool) {
+        if wait {
+            // A closed receiver is pruned at the next emit.
+            let _ = tx.send(event).await;
+        } else if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(event) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 

@@ -6,7 +6,21 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use super::reader::Pull;
 use super::{Error, Inner, Message, Pipe, PipeEvent, Proto, SubId, deadline_after, lock};
+
+/// Messages a `recv` reads from the socket for other subscriptions before it looks at
+/// the clock (and a poll gives up).
+const PULL_BATCH: usize = 64;
+
+/// What [`Pipe::take`] found.
+enum Taken {
+    Message(Message),
+    /// Read a batch of messages, none for this subscription: more may be coming.
+    Flood,
+    /// Nothing for this subscription; how to wait for more.
+    Nothing(Pull),
+}
 
 impl Pipe {
     /// Receive what matches `pattern` (a byte regex matched anywhere; `None` or `""` = all)
@@ -43,29 +57,80 @@ impl Pipe {
     /// only polls. `Ok(None)` on timeout, or at once when the pipe has ended and the queue is
     /// empty. An unknown `sub` is an error (P2PD returned `None`).
     pub async fn recv(&self, sub: SubId, timeout: Duration) -> Result<Option<Message>, Error> {
-        let deadline = deadline_after(timeout);
+        let mut deadline = None;
         loop {
-            let notified = self.inner.arrived.notified();
-            tokio::pin!(notified);
-            // Registered before looking, so a message queued in between still wakes us.
-            notified.as_mut().enable();
-            match lock(&self.inner.subs).pop(sub) {
-                Ok(Some(message)) => return Ok(Some(message)),
-                Ok(None) => {}
-                Err(_) => {
-                    return Err(Error::NoSuchSubscription {
-                        id: sub,
-                        pipe: self.to_string(),
-                    });
+            let pull = match self.take(sub)? {
+                Taken::Message(message) => return Ok(Some(message)),
+                Taken::Flood => {
+                    let deadline = *deadline.get_or_insert_with(|| deadline_after(timeout));
+                    if timeout.is_zero() || tokio::time::Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                    tokio::task::consume_budget().await;
+                    continue;
                 }
-            }
+                Taken::Nothing(pull) => pull,
+            };
             if timeout.is_zero() || !self.is_running() {
                 return Ok(None);
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            let notified = self.inner.arrived.notified();
+            tokio::pin!(notified);
+            // Registered before looking again, so a message queued in between wakes us.
+            notified.as_mut().enable();
+            if let Some(message) = self.pop(sub)? {
+                return Ok(Some(message));
+            }
+            let arrival = async {
+                match (pull, &self.inner.reader) {
+                    (Pull::Empty, Some(reader)) => tokio::select! {
+                        () = notified => {}
+                        () = reader.wait_readable() => {}
+                    },
+                    _ => notified.await,
+                }
+            };
+            let deadline = *deadline.get_or_insert_with(|| deadline_after(timeout));
+            if tokio::time::timeout_at(deadline, arrival).await.is_err() {
                 return Ok(None);
             }
         }
+    }
+
+    /// `recv` with a zero timeout, without a future: the oldest message queued for `sub`
+    /// or one that is in the socket already; `Ok(None)` if there is none.
+    pub fn try_recv(&self, sub: SubId) -> Result<Option<Message>, Error> {
+        match self.take(sub)? {
+            Taken::Message(message) => Ok(Some(message)),
+            Taken::Flood | Taken::Nothing(_) => Ok(None),
+        }
+    }
+
+    /// A message for `sub` from its queue or, if that is empty, from the socket, reading
+    /// (and queueing for other subscriptions) at most [`PULL_BATCH`] messages.
+    fn take(&self, sub: SubId) -> Result<Taken, Error> {
+        for _ in 0..PULL_BATCH {
+            if let Some(message) = self.pop(sub)? {
+                return Ok(Taken::Message(message));
+            }
+            match self.pull() {
+                Pull::Read => {}
+                pull => return Ok(Taken::Nothing(pull)),
+            }
+        }
+        Ok(match self.pop(sub)? {
+            Some(message) => Taken::Message(message),
+            None => Taken::Flood,
+        })
+    }
+
+    fn pop(&self, sub: SubId) -> Result<Option<Message>, Error> {
+        lock(&self.inner.subs)
+            .pop(sub)
+            .map_err(|_| Error::NoSuchSubscription {
+                id: sub,
+                pipe: self.to_string(),
+            })
     }
 
     /// Relay everything that arrives here into `other` (with `other.send`). One-way: link
@@ -80,6 +145,11 @@ impl Pipe {
         {
             links.push(Arc::downgrade(&other.inner));
         }
+        drop(links);
+        // A reader standing aside for `recv` callers must relay from now on.
+        if let Some(reader) = &self.inner.reader {
+            reader.wake();
+        }
     }
 
     /// Stop relaying into `other`.
@@ -88,27 +158,53 @@ impl Pipe {
         lock(&self.inner.links).retain(|l| !l.ptr_eq(&target) && l.strong_count() > 0);
     }
 
-    /// Bytes arrived from `peer`: relay, tell observers, queue.
-    pub(super) async fn on_message(&self, peer: SocketAddr, data: Vec<u8>) {
+    /// Bytes arrived from `peer`: relay, tell observers, queue. `data` is copied only when
+    /// more than one of them keeps it.
+    pub(super) async fn on_message(&self, peer: SocketAddr, mut data: Vec<u8>) {
         let inner = &self.inner;
         let server = inner.parent.upgrade();
-        let mut links: Vec<Pipe> = live_links(inner);
-        if let Some(server) = &server {
+        self.relay(&data, server.as_deref()).await;
+        if inner.observers.is_watched() {
+            let queued = has_subs(inner) || server.as_deref().is_some_and(has_subs);
+            let event = PipeEvent::Message {
+                peer,
+                data: if queued {
+                    data.clone()
+                } else {
+                    std::mem::take(&mut data)
+                },
+                pipe: self.clone(),
+            };
+            inner.observers.emit(event, inner.proto == Proto::Tcp).await;
+            if !queued {
+                return;
+            }
+        }
+        self.queue(peer, data);
+    }
+
+    /// Queue a message in every matching subscription of this pipe and, for an accepted
+    /// client, of its server; wake `recv` callers if any took it.
+    pub(super) fn queue(&self, peer: SocketAddr, data: Vec<u8>) {
+        let inner = &self.inner;
+        match inner.parent.upgrade().filter(|s| has_subs(s)) {
+            Some(server) => {
+                deliver(inner, peer, data.clone());
+                deliver(&server, peer, data);
+            }
+            None => deliver(inner, peer, data),
+        }
+    }
+
+    /// Send `data` on into this pipe's links and, for an accepted client, its server's.
+    async fn relay(&self, data: &[u8], server: Option<&Inner>) {
+        let mut links: Vec<Pipe> = live_links(&self.inner);
+        if let Some(server) = server {
             links.extend(live_links(server));
         }
         for link in links {
             // A failing relay must not stop this pipe; the linked pipe reports its own end.
-            let _ = link.send(&data).await;
-        }
-        let event = PipeEvent::Message {
-            peer,
-            data: data.clone(),
-            pipe: self.clone(),
-        };
-        inner.observers.emit(event, inner.proto == Proto::Tcp).await;
-        deliver(inner, peer, &data);
-        if let Some(server) = &server {
-            deliver(server, peer, &data);
+            let _ = link.send(data).await;
         }
     }
 }
@@ -121,12 +217,26 @@ fn live_links(inner: &Inner) -> Vec<Pipe> {
         .collect()
 }
 
-fn deliver(inner: &Inner, peer: SocketAddr, data: &[u8]) {
-    let taken = {
-        let mut subs = lock(&inner.subs);
-        !subs.is_empty() && subs.deliver(peer, data) > 0
-    };
-    if taken {
+fn has_subs(inner: &Inner) -> bool {
+    !lock(&inner.subs).is_empty()
+}
+
+fn deliver(inner: &Inner, peer: SocketAddr, data: Vec<u8>) {
+    if lock(&inner.subs).deliver(peer, data) > 0 {
         inner.arrived.notify_waiters();
+    }
+}
+
+/// The bytes a read just put in `buf`, as an owned message. A small read is copied out so
+/// a queued message does not pin a whole read buffer; a large one takes the buffer itself
+/// (no copy) and `buf` gets a fresh one with the same capacity.
+pub(super) fn take_read(buf: &mut Vec<u8>) -> Vec<u8> {
+    let capacity = buf.capacity();
+    if buf.len() * 4 < capacity {
+        let message = buf.clone();
+        buf.clear();
+        message
+    } else {
+        std::mem::replace(buf, Vec::with_capacity(capacity))
     }
 }

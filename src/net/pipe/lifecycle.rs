@@ -27,6 +27,7 @@ impl Pipe {
         }
         // Released here as well as in `end`: a reader may have started `end` and been
         // aborted above before releasing anything.
+        release_reader(inner).await;
         match &inner.io {
             Io::Stream(writer) => writer.shutdown().await,
             Io::Datagram(sender) => sender.close(),
@@ -46,7 +47,9 @@ impl Pipe {
     /// A reader saw EOF or a fatal error. `end` runs in a task of its own, because `close`
     /// aborts the reader tasks and must not cancel an `End` half emitted.
     pub(super) fn reader_finished(self) {
-        tokio::spawn(async move { self.end().await });
+        // On the pipe's own runtime: a reader may be a `try_recv` on a plain thread.
+        let runtime = self.inner.runtime.clone();
+        runtime.spawn(async move { self.end().await });
     }
 
     /// The end of a pipe, whoever noticed it first (reader at EOF, or `close`). Emits `End`
@@ -64,7 +67,7 @@ impl Pipe {
         {
             clients.remove(self);
         }
-        inner.arrived.notify_waiters();
+        release_reader(inner).await;
         if let Io::Listener(clients) = &inner.io {
             clients.wake();
         }
@@ -74,6 +77,15 @@ impl Pipe {
             inner.observers.emit(PipeEvent::End(self.clone()), true),
         )
         .await;
+    }
+}
+
+/// Wake `recv` callers (so they let go of the socket they wait on), then drop the read
+/// side.
+async fn release_reader(inner: &Inner) {
+    inner.arrived.notify_waiters();
+    if let Some(reader) = &inner.reader {
+        reader.close().await;
     }
 }
 

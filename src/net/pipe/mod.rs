@@ -16,13 +16,15 @@
 //! Files: `subscription.rs` (pure queues), `inbound.rs` (the path of arriving bytes, `recv`,
 //! links), `events.rs` (observer channels), `lifecycle.rs` (close, end, drop), `socket.rs`
 //! (socket2 binding), `tcp.rs` / `udp.rs` (readers and writers), `server.rs` (accepting),
-//! `daemon.rs` (echo server), `error.rs`.
+//! `reader.rs` (who reads the socket: a task, or the `recv` caller), `daemon.rs` (echo
+//! server), `error.rs`.
 
 mod daemon;
 mod error;
 mod events;
 mod inbound;
 mod lifecycle;
+mod reader;
 mod server;
 mod socket;
 pub mod subscription;
@@ -44,6 +46,7 @@ pub use events::PipeEvent;
 pub use subscription::{Message, SubId};
 
 use events::Observers;
+use reader::Reader;
 use subscription::Subscriptions;
 
 /// Transport of a pipe.
@@ -103,6 +106,8 @@ struct Spec {
     dest: Option<SocketAddr>,
     opts: PipeOptions,
     io: Io,
+    /// The receiving side of a connection or UDP socket; `None` for a TCP listener.
+    reader: Option<Arc<Reader>>,
     observers: Arc<Observers>,
     parent: Weak<Inner>,
     /// Subscribe this pipe to every message at once.
@@ -145,7 +150,11 @@ struct Inner {
     closed: AtomicBool,
     ended: AtomicBool,
     io: Io,
-    /// Reader or accept tasks. They hold only a `Weak` to this, so dropping it stops them.
+    reader: Option<Arc<Reader>>,
+    /// The runtime the pipe was opened in, where its tasks run.
+    runtime: tokio::runtime::Handle,
+    /// Reader or accept tasks. They hold only a `Weak` to this, so dropping it stops them
+    /// (and with them the sockets they hold).
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -237,6 +246,8 @@ impl Pipe {
                 closed: AtomicBool::new(false),
                 ended: AtomicBool::new(false),
                 io: spec.io,
+                reader: spec.reader,
+                runtime: tokio::runtime::Handle::current(),
                 tasks: Mutex::new(Vec::new()),
                 opts: spec.opts,
             }),
@@ -305,7 +316,12 @@ impl Pipe {
     /// A new observer of this pipe's events. On a TCP server or one of its accepted clients
     /// it sees the events of the server and of all its clients.
     pub fn events(&self) -> mpsc::Receiver<PipeEvent> {
-        self.inner.observers.add()
+        let events = self.inner.observers.add();
+        // A reader standing aside for `recv` callers must pass events on from now on.
+        if let Some(reader) = &self.inner.reader {
+            reader.wake();
+        }
+        events
     }
 
     fn closed_error(&self) -> Error {

@@ -51,6 +51,7 @@ pub(super) fn listen(
             fresh: Mutex::new(VecDeque::new()),
             ready: Notify::new(),
         }),
+        reader: None,
         observers,
         parent: Weak::new(),
         subscribe_all: false,

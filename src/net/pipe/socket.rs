@@ -7,10 +7,13 @@
 //! - IPv6 sockets are IPv6-only, so `[::]:P` and `0.0.0.0:P` can be two separate pipes, as
 //!   routes are per family.
 
-use std::net::SocketAddr;
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use tokio::net::{TcpListener, TcpSocket, UdpSocket};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::net::{TcpListener, TcpSocket};
 
 use super::error::Error;
 
@@ -63,12 +66,25 @@ pub(super) fn tcp_listener(local: SocketAddr) -> Result<TcpListener, Error> {
     })
 }
 
-/// A UDP socket bound to `local`. Must run inside the tokio runtime.
-pub(super) fn udp(local: SocketAddr) -> Result<UdpSocket, Error> {
-    let socket = bound(local, Type::DGRAM, Protocol::UDP)?;
-    UdpSocket::from_std(socket.into()).map_err(|source| Error::Io {
+/// A UDP socket bound to `local`, registered with the reactor for reading only. Must run
+/// inside the tokio runtime.
+///
+/// Not tokio's `UdpSocket`, which also registers for writability: the kernel then signals
+/// write space after every datagram sent, waking the reactor thread once per `send` for
+/// nothing. Sends go straight to the socket instead; the rare send that finds the buffer
+/// full waits on its own registration (see `udp.rs`).
+pub(super) fn udp(local: SocketAddr) -> Result<AsyncFd<UdpSocket>, Error> {
+    let socket: UdpSocket = bound(local, Type::DGRAM, Protocol::UDP)?.into();
+    readiness(socket, Interest::READABLE).map_err(|source| Error::Io {
         op: "register UDP socket",
         addr: local,
         source,
     })
+}
+
+/// Register `socket` (non-blocking already) with the reactor for `interest`.
+pub(super) fn readiness(socket: UdpSocket, interest: Interest) -> io::Result<AsyncFd<UdpSocket>> {
+    // SAFETY: the `AsyncFd` owns the socket, so its descriptor stays open and names the
+    // same socket until the `AsyncFd` is dropped.
+    unsafe { AsyncFd::register_with_interest(socket, interest) }.map_err(io::Error::from)
 }

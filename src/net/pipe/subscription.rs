@@ -54,6 +54,16 @@ impl Subscription {
         let peer_ok = self.peer.is_none_or(|want| peer_matches(want, peer));
         peer_ok && self.regex.as_ref().is_none_or(|re| re.is_match(data))
     }
+
+    /// Queue `message`, first dropping the oldest if full; returns how many were dropped.
+    fn push(&mut self, message: Message, capacity: usize) -> u64 {
+        let full = self.queue.len() >= capacity;
+        if full {
+            self.queue.pop_front();
+        }
+        self.queue.push_back(message);
+        u64::from(full)
+    }
 }
 
 /// IPv4-mapped IPv6 senders compare equal to their IPv4 form; zones and flow labels are
@@ -140,16 +150,22 @@ impl Subscriptions {
         self.subs.is_empty()
     }
 
-    /// Queue a copy of the message in every matching subscription, dropping the oldest
-    /// message of a full queue. Returns how many subscriptions took it.
-    pub fn deliver(&mut self, peer: SocketAddr, data: &[u8]) -> usize {
+    /// Queue the message in every matching subscription, dropping the oldest message of a
+    /// full queue. The last matching subscription takes `data` itself, the others a copy, so
+    /// the usual single match-all subscription costs no copy. Returns how many took it.
+    pub fn deliver(&mut self, peer: SocketAddr, data: impl Into<Vec<u8>>) -> usize {
+        let data = data.into();
+        let Some(last) = self.subs.iter().rposition(|s| s.matches(peer, &data)) else {
+            return 0;
+        };
+        let (before, rest) = self.subs.split_at_mut(last);
         let mut taken = 0;
-        for sub in self.subs.iter_mut().filter(|s| s.matches(peer, data)) {
-            if sub.queue.len() >= self.capacity {
-                sub.queue.pop_front();
-                self.dropped += 1;
-            }
-            sub.queue.push_back((peer, data.to_vec()));
+        for sub in before.iter_mut().filter(|s| s.matches(peer, &data)) {
+            self.dropped += sub.push((peer, data.clone()), self.capacity);
+            taken += 1;
+        }
+        if let Some(sub) = rest.first_mut() {
+            self.dropped += sub.push((peer, data), self.capacity);
             taken += 1;
         }
         taken
@@ -251,7 +267,7 @@ mod tests {
     fn regex_matches_arbitrary_bytes() {
         let mut subs = Subscriptions::new(2);
         let id = subs.subscribe(Some(r"(?-u)\xff\x00"), None).unwrap();
-        assert_eq!(subs.deliver(addr("127.0.0.1:1"), &[1, 0xff, 0, 2]), 1);
+        assert_eq!(subs.deliver(addr("127.0.0.1:1"), [1, 0xff, 0, 2]), 1);
         assert!(subs.pop(id).unwrap().is_some());
     }
 }

@@ -1,5 +1,5 @@
-//! TCP connections: connecting a client, adopting an accepted stream, the read loop and
-//! the writer.
+//! TCP connections: connecting a client, adopting an accepted stream (whose read half goes
+//! to `reader.rs`) and the writer.
 //!
 //! TCP has no message boundaries: every successful read (up to [`READ_CHUNK`] bytes) is
 //! delivered as one message, so a sender's one `send` may arrive as several messages or
@@ -11,12 +11,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::events::Observers;
+use super::reader::{self, Reader, Source};
 use super::{Error, Inner, Io, Kind, Pipe, PipeOptions, Proto, Spec, socket};
 
 /// Largest single read, P2PD's `reader_limit` (64 KiB).
@@ -107,32 +108,14 @@ fn start(stream: TcpStream, spec: StreamSpec) -> Pipe {
         io: Io::Stream(Writer {
             half: AsyncMutex::new(Some(write)),
         }),
+        reader: Some(Reader::new(Source::Stream(read, spec.peer), READ_CHUNK)),
         observers: spec.observers,
         parent: spec.parent,
         subscribe_all: spec.subscribe_all,
         clients_subscribe_all: false,
     });
-    let task = tokio::spawn(read_loop(Arc::downgrade(&pipe.inner), read, spec.peer));
-    pipe.add_task(task);
+    reader::spawn(&pipe);
     pipe
-}
-
-/// Read until EOF or error, then end the pipe. Holds the pipe only while handing a chunk
-/// over, so dropping every handle stops it.
-async fn read_loop(pipe: Weak<Inner>, mut read: OwnedReadHalf, peer: SocketAddr) {
-    let mut buf = vec![0u8; READ_CHUNK];
-    loop {
-        let n = match read.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let Some(inner) = pipe.upgrade() else { return };
-        let chunk = buf.get(..n).unwrap_or_default().to_vec();
-        Pipe { inner }.on_message(peer, chunk).await;
-    }
-    if let Some(inner) = pipe.upgrade() {
-        Pipe { inner }.reader_finished();
-    }
 }
 
 impl Writer {
@@ -142,23 +125,43 @@ impl Writer {
             return Err(pipe.closed_error());
         };
         let dest = pipe.inner.dest.unwrap_or(pipe.inner.local);
+        let failed = |source: io::Error| {
+            if is_broken(&source) {
+                Error::Broken {
+                    pipe: pipe.to_string(),
+                    source,
+                }
+            } else {
+                Error::Io {
+                    op: "send to",
+                    addr: dest,
+                    source,
+                }
+            }
+        };
+        // Usually the socket buffer has room: write without arming a timer.
+        let mut rest = data;
+        while !rest.is_empty() {
+            match writer.try_write(rest) {
+                // Zero is left to `write_all`, which reports it.
+                Ok(0) => break,
+                Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(failed(e)),
+            }
+        }
+        if rest.is_empty() {
+            return Ok(());
+        }
         let timeout = pipe.inner.opts.send_timeout;
-        match tokio::time::timeout(timeout, writer.write_all(data)).await {
+        match tokio::time::timeout(timeout, writer.write_all(rest)).await {
             Ok(Ok(())) => Ok(()),
             Err(_) => Err(Error::TimedOut {
                 op: "send to",
                 addr: dest,
                 timeout,
             }),
-            Ok(Err(source)) if is_broken(&source) => Err(Error::Broken {
-                pipe: pipe.to_string(),
-                source,
-            }),
-            Ok(Err(source)) => Err(Error::Io {
-                op: "send to",
-                addr: dest,
-                source,
-            }),
+            Ok(Err(source)) => Err(failed(source)),
         }
     }
 

@@ -1,4 +1,4 @@
-//! UDP pipes: one socket, a read loop, and `send_to` anywhere.
+//! UDP pipes: one socket, read as `reader.rs` says, and `send_to` anywhere.
 //!
 //! A UDP "client" is not OS-connected (P2PD's UDP_CON): its destination is only the default
 //! target of `send`, and datagrams from anyone are received. ICMP errors surfacing on the
@@ -8,17 +8,21 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 use super::events::Observers;
-use super::{Error, Inner, Io, Kind, Pipe, PipeOptions, Proto, Spec, lock, socket};
+use super::reader::{self, Reader, Source};
+use super::{Error, Io, Kind, Pipe, PipeOptions, Proto, Spec, lock, socket};
 
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 64 * 1024;
 
-/// The socket, shared with the read loop; `None` once closed.
+/// The socket, shared with the reader; `None` once closed.
 pub(super) struct Sender {
-    socket: Mutex<Option<Arc<UdpSocket>>>,
+    socket: Mutex<Option<Arc<AsyncFd<UdpSocket>>>>,
 }
 
 /// Bind `local` and start reading.
@@ -30,7 +34,7 @@ pub(super) fn open(
     subscribe_all: bool,
 ) -> Result<Pipe, Error> {
     let socket = Arc::new(socket::udp(local)?);
-    let bound = socket.local_addr().unwrap_or(local);
+    let bound = socket.get_ref().local_addr().unwrap_or(local);
     let pipe = Pipe::build(Spec {
         proto: Proto::Udp,
         kind: if dest.is_some() {
@@ -44,41 +48,14 @@ pub(super) fn open(
         io: Io::Datagram(Sender {
             socket: Mutex::new(Some(socket.clone())),
         }),
+        reader: Some(Reader::new(Source::Datagram(socket), MAX_DATAGRAM)),
         observers,
         parent: Weak::new(),
         subscribe_all,
         clients_subscribe_all: false,
     });
-    let task = tokio::spawn(read_loop(Arc::downgrade(&pipe.inner), socket));
-    pipe.add_task(task);
+    reader::spawn(&pipe);
     Ok(pipe)
-}
-
-async fn read_loop(pipe: Weak<Inner>, socket: Arc<UdpSocket>) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    loop {
-        let (n, peer) = match socket.recv_from(&mut buf).await {
-            Ok(got) => got,
-            Err(e) if is_transient(&e) => continue,
-            Err(_) => break,
-        };
-        let Some(inner) = pipe.upgrade() else { return };
-        let datagram = buf.get(..n).unwrap_or_default().to_vec();
-        Pipe { inner }.on_message(peer, datagram).await;
-    }
-    if let Some(inner) = pipe.upgrade() {
-        Pipe { inner }.reader_finished();
-    }
-}
-
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::WouldBlock
-    )
 }
 
 impl Sender {
@@ -97,14 +74,21 @@ impl Sender {
         let Some(socket) = socket else {
             return Err(pipe.closed_error());
         };
+        let io_error = |source| Error::Io {
+            op: "send to",
+            addr: peer,
+            source,
+        };
+        // Usually the socket has room: send at once, without arming a timer.
+        match socket.get_ref().send_to(data, peer) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(io_error(e)),
+        }
         let timeout = pipe.inner.opts.send_timeout;
-        match tokio::time::timeout(timeout, socket.send_to(data, peer)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(source)) => Err(Error::Io {
-                op: "send to",
-                addr: peer,
-                source,
-            }),
+        match tokio::time::timeout(timeout, send_when_writable(&socket, data, peer)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(io_error(source)),
             Err(_) => Err(Error::TimedOut {
                 op: "send to",
                 addr: peer,
@@ -113,8 +97,24 @@ impl Sender {
         }
     }
 
-    /// Drop our reference; with the read loop already stopped, the socket closes here.
+    /// Drop our reference; with the reader's already dropped, the socket closes here.
     pub(super) fn close(&self) {
         lock(&self.socket).take();
+    }
+}
+
+/// Send once the socket has buffer space. The socket is registered for reading only, so
+/// this waits on a duplicate of it registered for writing, just for as long as it takes.
+async fn send_when_writable(
+    socket: &AsyncFd<UdpSocket>,
+    data: &[u8],
+    peer: SocketAddr,
+) -> io::Result<()> {
+    let writer = socket::readiness(socket.get_ref().try_clone()?, Interest::WRITABLE)?;
+    loop {
+        let mut ready = writer.writable().await?;
+        if let Ok(sent) = ready.try_io(|w| w.get_ref().send_to(data, peer)) {
+            return sent.map(|_| ());
+        }
     }
 }
