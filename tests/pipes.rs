@@ -74,6 +74,8 @@ both_families!(
     wrong_family_destination_is_an_error,
     connect_timeout_names_address_and_limit,
     dropping_every_handle_frees_the_port,
+    recv_without_observers_reads_the_socket_and_sees_the_end,
+    try_recv_works_from_a_plain_thread,
 );
 
 async fn tcp_client_and_server_exchange(v6: bool) {
@@ -505,4 +507,52 @@ async fn dropping_every_handle_frees_the_port(v6: bool) {
         };
         again.close().await;
     }
+}
+
+/// With no observers a `recv` reads the socket itself (the reader task stands aside):
+/// messages still arrive in order, other subscriptions still get their copies, and the
+/// peer's end of stream still ends the pipe.
+async fn recv_without_observers_reads_the_socket_and_sees_the_end(v6: bool) {
+    let server = open(Proto::Tcp, None, v6).await;
+    let client = open(Proto::Tcp, Some(server.local_addr()), v6).await;
+    let only_b = client.subscribe(Some("^b"), None).unwrap();
+    let all = client.find_subscription(None, None).unwrap();
+    let accepted = server.accept(WAIT).await.unwrap().unwrap();
+    for chunk in [&b"a1"[..], b"b2", b"a3"] {
+        accepted.send(chunk).await.unwrap();
+        // One message per read: let each arrive before the next is sent.
+        assert_eq!(client.recv(all, WAIT).await.unwrap().unwrap().1, chunk);
+    }
+    assert_eq!(client.recv(only_b, WAIT).await.unwrap().unwrap().1, b"b2");
+    accepted.close().await;
+    let start = Instant::now();
+    assert_eq!(client.recv(all, WAIT).await.unwrap(), None);
+    assert!(start.elapsed() < WAIT);
+    assert!(!client.is_running());
+    server.close().await;
+}
+
+/// `try_recv` takes what is queued without a future, so a plain thread can call it.
+async fn try_recv_works_from_a_plain_thread(v6: bool) {
+    let server = open(Proto::Udp, None, v6).await;
+    let client = open(Proto::Udp, Some(server.local_addr()), v6).await;
+    let sub = server.subscribe(None, None).unwrap();
+    client.send(b"queued").await.unwrap();
+    // Let the datagram reach the server's queue through its reader task.
+    let deadline = Instant::now() + WAIT;
+    let got = loop {
+        let pipe = server.clone();
+        let got = std::thread::spawn(move || pipe.try_recv(sub))
+            .join()
+            .expect("thread")
+            .unwrap();
+        if got.is_some() || Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(got.expect("a message within the wait").1, b"queued");
+    assert_eq!(server.try_recv(sub).unwrap(), None);
+    client.close().await;
+    server.close().await;
 }
