@@ -219,3 +219,15 @@ fn help_of_an_unknown_name_suggests() {
     s.echo("help(create_task)");
     assert!(s.sink.take()[0].starts_with("create_task(|| ...)"));
 }
+
+#[test]
+fn constants_are_visible_in_functions_and_a_variable_can_shadow_them() {
+    let mut s = shell();
+    assert_eq!(s.echo("fn args_len() { ARGS.len() } args_len()"), "0");
+    assert_eq!(s.echo("let ARGS = 7; ARGS"), "7");
+    // A function name read as a variable is a function pointer (for help(sleep)),
+    // unless the script has its own variable of that name.
+    assert_eq!(s.echo("type_of(sleep)"), "\"Fn\"");
+    assert_eq!(s.echo("let sleep = 3; sleep"), "3");
+    assert!(s.error("no_such_name").contains("Variable not found"));
+}

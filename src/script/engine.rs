@@ -137,16 +137,21 @@ fn install_byte_literal(engine: &mut Engine) {
 #[allow(deprecated)] // `on_var` is marked volatile, not deprecated.
 fn install_names(engine: &mut Engine, help: Arc<HelpIndex>, constants: Arc<Constants>) {
     engine.on_var(move |name, _, ctx| {
+        // Runs on every variable read: the hash lookups come first so that ordinary
+        // variables never pay for the (linear) scope search below.
+        let found = match constants.get(name) {
+            Some(v) => v.clone(),
+            None if help.get(name).is_some() => match FnPtr::new(name) {
+                Ok(f) => Dynamic::from(f),
+                Err(_) => return Ok(None),
+            },
+            None => return Ok(None),
+        };
+        // A script's own variable of the same name wins.
         if ctx.scope().contains(name) {
             return Ok(None);
         }
-        if let Some(v) = constants.get(name) {
-            return Ok(Some(v.clone()));
-        }
-        if help.get(name).is_some() {
-            return Ok(FnPtr::new(name).ok().map(Dynamic::from));
-        }
-        Ok(None)
+        Ok(Some(found))
     });
 }
 
