@@ -1,46 +1,9 @@
 //! NAT classification from a script: `i.load_nat()`, `i.nat`, `nat_report(i)`, `repr(i)`.
 
-use p2pd::script::{Cancel, MemorySink, Session, SessionOptions};
-use std::sync::Arc;
+mod common;
+
+use common::{Shell, shell};
 use std::time::{Duration, Instant};
-
-struct Shell {
-    session: Session,
-    sink: Arc<MemorySink>,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn shell() -> Shell {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let sink = Arc::new(MemorySink::default());
-    let session = Session::new(
-        rt.handle().clone(),
-        Cancel::new(),
-        sink.clone(),
-        SessionOptions::default(),
-    );
-    Shell {
-        session,
-        sink,
-        _rt: rt,
-    }
-}
-
-impl Shell {
-    fn echo(&mut self, src: &str) -> String {
-        match self.session.eval_line(src) {
-            Ok(v) => v.unwrap_or_default(),
-            Err(e) => panic!("{src}: {}", e.render("<test>", src)),
-        }
-    }
-    fn error(&mut self, src: &str) -> String {
-        self.session.eval_line(src).expect_err(src).message
-    }
-}
 
 /// A session whose only STUN server is a built-in one on 127.0.0.1 / 127.0.0.2.
 fn with_local_server() -> Shell {

@@ -1,47 +1,10 @@
 //! The scripting session through the library API: what a Rust embedder and the REPL
 //! both rely on.
 
-use p2pd::script::{Cancel, MemorySink, Session, SessionOptions};
-use std::sync::Arc;
+mod common;
+
+use common::shell;
 use std::time::{Duration, Instant};
-
-struct Shell {
-    session: Session,
-    sink: Arc<MemorySink>,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn shell() -> Shell {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let sink = Arc::new(MemorySink::default());
-    let session = Session::new(
-        rt.handle().clone(),
-        Cancel::new(),
-        sink.clone(),
-        SessionOptions::default(),
-    );
-    Shell {
-        session,
-        sink,
-        _rt: rt,
-    }
-}
-
-impl Shell {
-    fn echo(&mut self, src: &str) -> String {
-        match self.session.eval_line(src) {
-            Ok(v) => v.unwrap_or_default(),
-            Err(e) => panic!("{src}: {}", e.render("<test>", src)),
-        }
-    }
-    fn error(&mut self, src: &str) -> String {
-        self.session.eval_line(src).expect_err(src).message
-    }
-}
 
 #[test]
 fn bytes_behave_like_python_bytes() {
