@@ -20,9 +20,10 @@
 //!
 //! Times are medians of wall time per call, each run starting a fresh `Interface`.
 
+#[path = "common/lab.rs"]
+mod common;
+use common::{LabGuard, in_client, json_lines, lab, manifest, runtime, stat, tx_packets};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -76,18 +77,6 @@ async def main(spec, runs, timeout):
 
 asyncio.run(main(sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
 "#;
-
-fn manifest(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 fn config(servers: &[String]) -> StunConfig {
     StunConfig::resolve(servers, None).expect("benchmark STUN server list")
@@ -216,13 +205,6 @@ fn loopback(runs: usize, timeout_runs: usize, rows: &mut Vec<Row>) {
     }
 }
 
-fn tx_packets() -> u64 {
-    std::fs::read_to_string("/sys/class/net/eth0/statistics/tx_packets")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Child in the lab's client namespace: prints `measure`'s lines for the default interface.
 fn probe(servers: &str, runs: usize, timeout: Duration) {
     let rt = runtime();
@@ -232,63 +214,20 @@ fn probe(servers: &str, runs: usize, timeout: Duration) {
     }
 }
 
-fn lab(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(manifest("tests/natlab/lab.sh"))
-        .args(args)
-        .env("P2PD_LAB_PREFIX", PREFIX)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-struct LabGuard;
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = lab(&["down"]);
-    }
-}
-
-/// JSON lines a child printed.
-fn json_lines(cmd: &mut Command) -> Vec<Value> {
-    let out = match cmd.stdin(Stdio::null()).output() {
-        Ok(out) => out,
-        Err(e) => {
-            eprintln!("cannot run {cmd:?}: {e}");
-            return Vec::new();
-        }
-    };
-    if !out.status.success() {
-        eprintln!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn in_client(program: &str) -> Command {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &format!("{PREFIX}client"), program]);
-    cmd
-}
-
 fn in_lab(repl: &str, python: Option<&str>, runs: usize, timeout_runs: usize) -> Vec<Row> {
-    let up = lab(&[
-        "up",
-        "masquerade",
-        "--",
-        repl,
-        "stun-server",
-        "203.0.113.1:3478",
-        "203.0.113.2:3479",
-    ]);
-    let _guard = LabGuard;
+    let up = lab(
+        PREFIX,
+        &[
+            "up",
+            "masquerade",
+            "--",
+            repl,
+            "stun-server",
+            "203.0.113.1:3478",
+            "203.0.113.2:3479",
+        ],
+    );
+    let _guard = LabGuard(PREFIX);
     if let Err(e) = up {
         eprintln!("lab.sh up masquerade: {e}; skipping the lab cases");
         return Vec::new();
@@ -321,12 +260,12 @@ fn in_lab(repl: &str, python: Option<&str>, runs: usize, timeout_runs: usize) ->
             theirs: python.map(|_| Vec::new()),
         };
         for _round in 0..2 {
-            let mut ours = in_client(&exe);
+            let mut ours = in_client(PREFIX, &exe);
             ours.env("P2PD_BENCH_ROLE", "probe")
                 .args([servers, &half, &ms]);
             row.ours.extend(json_lines(&mut ours));
             if let (Some(py), Some(theirs)) = (python, row.theirs.as_mut()) {
-                let mut cmd = in_client(py);
+                let mut cmd = in_client(PREFIX, py);
                 cmd.args([
                     "-c",
                     P2PD_START,
@@ -401,20 +340,6 @@ fn main() {
     } else if python.is_none() {
         println!("P2PD 3.1.9 was not available: only our numbers are shown.");
     }
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => v.get(n / 2).copied(),
-        _ => Some((v.get(n / 2 - 1)? + v.get(n / 2)?) / 2.0),
-    }
-}
-
-fn stat(runs: &[Value], key: &str) -> Option<f64> {
-    median(runs.iter().filter_map(|r| r[key].as_f64()).collect())
 }
 
 /// "ok/runs ext" with the most common external address (or error).

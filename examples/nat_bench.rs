@@ -11,9 +11,10 @@
 //! process-internal state. Times are medians; packets are the client interface's
 //! tx_packets over one call.
 
+#[path = "common/lab.rs"]
+mod common;
+use common::{LabGuard, in_client, json_lines, lab, manifest, runtime, stat, tx_packets};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use p2pd::net::nat::{NatOptions, load_nat};
@@ -32,25 +33,6 @@ const VARIANTS: [&str; 9] = [
     "addr-dependent",
     "masquerade",
 ];
-
-fn manifest(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
-fn tx_packets() -> u64 {
-    std::fs::read_to_string("/sys/class/net/eth0/statistics/tx_packets")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
 
 /// Child: the lab's STUN server, for at most ten minutes.
 fn serve() {
@@ -88,62 +70,6 @@ fn probe(local: IpAddr, runs: usize) {
     }
 }
 
-fn lab(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(manifest("tests/natlab/lab.sh"))
-        .args(args)
-        .env("P2PD_LAB_PREFIX", PREFIX)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-struct LabGuard;
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = lab(&["down"]);
-    }
-}
-
-/// JSON lines a child printed.
-fn json_lines(cmd: &mut Command) -> Vec<Value> {
-    let out = match cmd.stdin(Stdio::null()).output() {
-        Ok(out) => out,
-        Err(e) => {
-            eprintln!("cannot run {cmd:?}: {e}");
-            return Vec::new();
-        }
-    };
-    if !out.status.success() {
-        eprintln!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-fn in_client(program: &str) -> Command {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &format!("{PREFIX}client"), program]);
-    cmd
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => v.get(n / 2).copied(),
-        _ => Some((v.get(n / 2 - 1)? + v.get(n / 2)?) / 2.0),
-    }
-}
-
 /// "type/delta-type" of the most common answer, "err" when there was none.
 fn answer(runs: &[Value]) -> String {
     let mut seen: Vec<(String, usize)> = Vec::new();
@@ -172,10 +98,6 @@ struct Row {
     variant: &'static str,
     ours: Vec<Value>,
     theirs: Vec<Value>,
-}
-
-fn stat(runs: &[Value], key: &str) -> Option<f64> {
-    median(runs.iter().filter_map(|r| r[key].as_f64()).collect())
 }
 
 fn main() {
@@ -215,10 +137,13 @@ fn main() {
     let exe = std::env::current_exe().expect("own path");
     let exe = exe.to_string_lossy().into_owned();
     let half = runs.div_ceil(2);
-    let _guard = LabGuard;
+    let _guard = LabGuard(PREFIX);
     let mut rows = Vec::new();
     for variant in variants {
-        let up = lab(&["up", variant, "--", "env", "P2PD_BENCH_ROLE=server", &exe]);
+        let up = lab(
+            PREFIX,
+            &["up", variant, "--", "env", "P2PD_BENCH_ROLE=server", &exe],
+        );
         if let Err(e) = up {
             eprintln!("lab.sh up {variant}: {e}");
             continue;
@@ -235,13 +160,13 @@ fn main() {
             theirs: Vec::new(),
         };
         for _round in 0..2 {
-            let mut ours = in_client(&exe);
+            let mut ours = in_client(PREFIX, &exe);
             ours.env("P2PD_BENCH_ROLE", "probe")
                 .args([client_ip.as_str(), &half.to_string()]);
             row.ours.extend(json_lines(&mut ours));
             if let Some(py) = &python {
                 let script = manifest("benches/p2pd_nat.py");
-                let mut theirs = in_client(py);
+                let mut theirs = in_client(PREFIX, py);
                 theirs.arg(script).arg(half.to_string());
                 row.theirs.extend(json_lines(&mut theirs));
             }
