@@ -32,7 +32,13 @@ impl InterfaceHandle {
         Self(Arc::new(RwLock::new(iface)))
     }
 
-    /// A snapshot of the interface (cheap enough: a few addresses and routes).
+    /// Reads the interface in place: what property getters use, so reading `i.name`
+    /// does not copy every address, route and NAT report.
+    pub fn read<R>(&self, f: impl FnOnce(&Interface) -> R) -> R {
+        f(&self.0.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A snapshot of the interface, for work that outlives the lock (an await).
     pub fn get(&self) -> Interface {
         self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -352,31 +358,32 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
     let engine = reg.engine();
     engine
         .register_type_with_name::<InterfaceHandle>("Interface")
-        .register_fn("to_string", |h: &mut InterfaceHandle| h.get().to_string())
-        .register_fn("to_debug", |h: &mut InterfaceHandle| h.get().repr())
-        .register_get("name", |h: &mut InterfaceHandle| h.get().name)
-        .register_get("id", |h: &mut InterfaceHandle| h.get().id)
-        .register_get("mac", |h: &mut InterfaceHandle| h.get().mac)
-        .register_get("resolved", |h: &mut InterfaceHandle| h.get().resolved)
+        .register_fn("to_string", |h: &mut InterfaceHandle| {
+            h.read(|i| i.to_string())
+        })
+        .register_fn("to_debug", |h: &mut InterfaceHandle| {
+            h.read(Interface::repr)
+        })
+        .register_get("name", |h: &mut InterfaceHandle| h.read(|i| i.name.clone()))
+        .register_get("id", |h: &mut InterfaceHandle| h.read(|i| i.id.clone()))
+        .register_get("mac", |h: &mut InterfaceHandle| h.read(|i| i.mac.clone()))
+        .register_get("resolved", |h: &mut InterfaceHandle| h.read(|i| i.resolved))
         // After `load_nat` the full report (which prints as a table and still has
         // P2PD's `type`, `delta`... fields); before it, the dict as read or `()`.
         .register_get("nat", |h: &mut InterfaceHandle| {
-            let iface = h.get();
-            match iface.nat_report {
-                Some(report) => Dynamic::from(report),
+            h.read(|iface| match &iface.nat_report {
+                Some(report) => Dynamic::from(report.clone()),
                 None => json_to_dynamic(&iface.nat),
-            }
+            })
         })
         .register_get("warnings", |h: &mut InterfaceHandle| {
-            strings(h.get().warnings)
+            h.read(|i| strings(i.warnings.clone()))
         })
         .register_get("is_default", |h: &mut InterfaceHandle| {
-            let i = h.get();
-            Family::ALL.iter().any(|f| i.is_default(*f))
+            h.read(|i| Family::ALL.iter().any(|f| i.is_default(*f)))
         })
         .register_get("netiface_index", |h: &mut InterfaceHandle| {
-            h.get()
-                .netiface_index
+            h.read(|i| i.netiface_index)
                 .map_or(Dynamic::UNIT, |n| Dynamic::from(n as INT))
         });
     engine
@@ -515,7 +522,7 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
     );
 
     reg.func("supported", &SUPPORTED, |h: &mut InterfaceHandle| {
-        families(&h.get().supported())
+        families(&h.read(Interface::supported))
     })
     .func("route", &ROUTE, |h: &mut InterfaceHandle| route_of(h, None))
     .func("route", &ROUTE, |h: &mut InterfaceHandle, af: INT| {
@@ -531,7 +538,8 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
         "is_default",
         &IS_DEFAULT,
         |h: &mut InterfaceHandle, af: INT| {
-            Ok::<_, Box<EvalAltResult>>(h.get().is_default(family_arg(af)?))
+            let family = family_arg(af)?;
+            Ok::<_, Box<EvalAltResult>>(h.read(|i| i.is_default(family)))
         },
     )
     .func("nic", &NIC, |h: &mut InterfaceHandle, af: INT| {
@@ -539,12 +547,14 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
         Ok::<_, Box<EvalAltResult>>(crate::net::ip_range::ip_norm(&ip))
     })
     .func("to_json", &TO_JSON, |h: &mut InterfaceHandle| {
-        h.get().to_dict().to_string()
+        h.read(|i| i.to_dict().to_string())
     })
     .func("to_map", &TO_MAP, |h: &mut InterfaceHandle| {
-        json_to_dynamic(&h.get().to_dict())
+        h.read(|i| json_to_dynamic(&i.to_dict()))
     })
-    .func("repr", &REPR, |h: &mut InterfaceHandle| h.get().repr());
+    .func("repr", &REPR, |h: &mut InterfaceHandle| {
+        h.read(Interface::repr)
+    });
 }
 
 fn netifaces_text(n: &mut NetIfacesHandle) -> String {

@@ -70,15 +70,16 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
         "nat_report",
         &NAT_REPORT,
         |i: InterfaceHandle| -> Result<NatReport, Box<EvalAltResult>> {
-            let iface = i.get();
-            iface.nat_report.ok_or_else(|| {
-                error(
-                    "nat",
-                    format!(
-                        "no NAT report for {} yet: run i.load_nat() first",
-                        iface.name
-                    ),
-                )
+            i.read(|iface| {
+                iface.nat_report.clone().ok_or_else(|| {
+                    error(
+                        "nat",
+                        format!(
+                            "no NAT report for {} yet: run i.load_nat() first",
+                            iface.name
+                        ),
+                    )
+                })
             })
         },
     )
@@ -250,7 +251,10 @@ async fn resolve_servers(
 
 /// The address to probe from: the interface's first route, IPv4 first.
 fn local_ip(i: &InterfaceHandle) -> Result<IpAddr, Box<EvalAltResult>> {
-    let iface = i.get();
+    i.read(|iface| local_ip_of(iface))
+}
+
+fn local_ip_of(iface: &crate::net::interface::Interface) -> Result<IpAddr, Box<EvalAltResult>> {
     for family in Family::ALL {
         if let Ok(ip) = iface.nic(family) {
             return Ok(ip);
