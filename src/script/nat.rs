@@ -251,7 +251,7 @@ async fn resolve_servers(
 
 /// The address to probe from: the interface's first route, IPv4 first.
 fn local_ip(i: &InterfaceHandle) -> Result<IpAddr, Box<EvalAltResult>> {
-    i.read(|iface| local_ip_of(iface))
+    i.read(local_ip_of)
 }
 
 fn local_ip_of(iface: &crate::net::interface::Interface) -> Result<IpAddr, Box<EvalAltResult>> {
