@@ -10,7 +10,7 @@
 use super::bridge::{Bridge, IdleWake, Job};
 use super::cancel::Cancel;
 use super::engine::{self, ShellEngine};
-use super::error::{ScriptError, message_of};
+use super::error::ScriptError;
 use super::sink::Sink;
 use crate::net::config::StunConfig;
 use rhai::{AST, Dynamic, Scope};
@@ -36,7 +36,6 @@ pub struct Session {
     /// `fn __echo(v)`: computes what the REPL shows for a value.
     echo: AST,
     bridge: Arc<Bridge>,
-    sink: Arc<dyn Sink>,
 }
 
 impl Session {
@@ -47,7 +46,7 @@ impl Session {
             let err = ScriptError::from_eval(e);
             job_sink.err(&format!("callback error: {}", err.render("<callback>", "")));
         }));
-        let shell = engine::build(bridge.clone(), sink.clone(), opts);
+        let shell = engine::build(bridge.clone(), sink, opts);
         let echo = shell
             .engine
             .compile("fn __echo(v) { repr(v) }")
@@ -58,7 +57,6 @@ impl Session {
             functions: AST::empty(),
             echo,
             bridge,
-            sink,
         }
     }
 
@@ -68,10 +66,6 @@ impl Session {
 
     pub fn cancel(&self) -> &Cancel {
         self.bridge.cancel()
-    }
-
-    pub fn sink(&self) -> &Arc<dyn Sink> {
-        &self.sink
     }
 
     /// Runs one input; returns what the REPL should echo (nothing for unit).
@@ -142,14 +136,4 @@ impl Session {
         names.extend(self.shell.constants.keys().cloned());
         names
     }
-
-    /// Reports an error that escaped an evaluation.
-    pub fn report(&self, file: &str, source: &str, err: &ScriptError) {
-        self.sink.err(&err.render(file, source));
-    }
-}
-
-/// One-line message for an evaluation error (used where no source is at hand).
-pub fn short_message(err: &rhai::EvalAltResult) -> String {
-    message_of(err)
 }
