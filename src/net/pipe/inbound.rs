@@ -31,12 +31,17 @@ impl Pipe {
         pattern: Option<&str>,
         peer: Option<SocketAddr>,
     ) -> Result<SubId, Error> {
-        lock(&self.inner.subs)
+        let id = lock(&self.inner.subs)
             .subscribe(pattern, peer)
             .map_err(|e| Error::BadRegex {
                 pattern: e.pattern,
                 reason: e.reason,
-            })
+            })?;
+        // Asking for another peer's messages: a UDP client must hear more than its dest.
+        if peer.is_some_and(|p| Some(p) != self.inner.dest) {
+            self.hear_all();
+        }
+        Ok(id)
     }
 
     /// The existing subscription with this exact pattern and peer, if any.
@@ -58,6 +63,7 @@ impl Pipe {
     /// empty. An unknown `sub` is an error (P2PD returned `None`).
     pub async fn recv(&self, sub: SubId, timeout: Duration) -> Result<Option<Message>, Error> {
         let mut deadline = None;
+        let mut spin_until = None;
         loop {
             let pull = match self.take(sub)? {
                 Taken::Message(message) => return Ok(Some(message)),
@@ -68,6 +74,18 @@ impl Pipe {
                     }
                     tokio::task::consume_budget().await;
                     continue;
+                }
+                // Poll the socket a little longer before sleeping: see `PipeOptions::recv_spin`.
+                Taken::Nothing(Pull::Empty) if !timeout.is_zero() => {
+                    let deadline = *deadline.get_or_insert_with(|| deadline_after(timeout));
+                    let until = *spin_until.get_or_insert_with(|| {
+                        deadline.min(deadline_after(self.inner.opts.recv_spin))
+                    });
+                    if tokio::time::Instant::now() < until {
+                        tokio::task::yield_now().await;
+                        continue;
+                    }
+                    Pull::Empty
                 }
                 Taken::Nothing(pull) => pull,
             };
