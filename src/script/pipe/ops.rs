@@ -92,13 +92,9 @@ fn recv(
             )
         })?;
     // What is there already is taken without the bridge (see `now_or_wait`).
-    let got = match p.pipe.try_recv(id).map_err(pipe_error)? {
-        Some(message) => Some(message),
-        None if timeout.is_zero() => None,
-        None => bridge::wait(ctx, async {
-            p.pipe.recv(id, timeout).await.map_err(pipe_error)
-        })?,
-    };
+    let got = now_or_wait(ctx, async {
+        p.pipe.recv(id, timeout).await.map_err(pipe_error)
+    })?;
     Ok(match got {
         None => Dynamic::UNIT,
         Some((peer, data)) if full => {
