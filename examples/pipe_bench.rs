@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const PINGPONG: usize = 2000;
 const SMALL: usize = 64;
 const WINDOW: usize = 32;
-const WINDOW_MSGS: usize = 10_000;
+const WINDOW_MSGS: usize = 50_000;
 const WAIT: Duration = Duration::from_secs(2);
 
 /// (messages, size) of each workload.
