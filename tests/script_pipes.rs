@@ -3,7 +3,12 @@
 //! subscriptions (regex, peer, copies), timeouts and polling, bounded queues, callbacks on
 //! the script thread (during awaits and while idle), linked pipes, close and re-bind, and
 //! errors that leave the session usable. Time bounds only tell "at once" from "waited".
+//! What a left-out route binds (loopback here; the default interface and its absence in
+//! network namespaces of their own), and callbacks given to `pipe_open` itself.
 
+mod common;
+
+use common::netns::{Netns, cannot_run};
 use p2pd::script::{Cancel, Session, SessionOptions, Sink};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
@@ -108,6 +113,10 @@ both_families!(
     close_is_idempotent_and_frees_the_port,
     errors_are_clear_and_leave_the_session_usable,
     addresses_resolve_for_the_route_family,
+    a_left_out_route_binds_loopback_towards_loopback,
+    callbacks_given_at_open_see_the_first_events,
+    a_msg_cb_at_open_means_no_automatic_subscription,
+    bad_callback_arguments_are_named,
 );
 
 fn tcp_client_and_server(v6: bool) {
@@ -408,4 +417,234 @@ fn ctrl_c_cancels_a_wait_and_the_pipe_stays_usable() {
     assert!(t.elapsed() < Duration::from_secs(5));
     s.run(r#"p.send("still here")"#);
     assert_eq!(s.echo("p.recv(2)"), "b'still here'");
+}
+
+/// P2PD's `nic()` text for the loopback of the family (IPv6 exploded).
+fn lo_nic(v6: bool) -> &'static str {
+    if v6 {
+        "\"0000:0000:0000:0000:0000:0000:0000:0001\""
+    } else {
+        "\"127.0.0.1\""
+    }
+}
+
+fn a_left_out_route_binds_loopback_towards_loopback(v6: bool) {
+    let mut s = shell(v6);
+    for proto in ["UDP", "TCP"] {
+        s.run(&format!(
+            "let e = echo_server({proto}, LO, 0); let p = pipe_open({proto}, e.local);"
+        ));
+        // The pipe reports a route, bound where it really is: loopback, no external address.
+        assert_eq!(s.echo("type_of(p.route)"), "\"Route\"");
+        assert_eq!(s.echo("p.local[0] == LO"), "true");
+        assert_eq!(s.echo("p.route.nic()"), lo_nic(v6));
+        assert_eq!(s.echo("p.route.nic_ips.len()"), "1");
+        assert_eq!(s.echo("p.route.ext()"), "");
+        assert_eq!(
+            s.echo("p.route.is_bound && p.route.bind_port == p.local[1]"),
+            "true"
+        );
+        s.run(r#"p.send("lo")"#);
+        assert_eq!(s.echo("p.recv(2)"), "b'lo'");
+        // An unspecified destination reaches this host too, so it binds loopback as well.
+        let any = if v6 { "::" } else { "0.0.0.0" };
+        s.run(&format!(
+            "let q = pipe_open({proto}, [\"{any}\", e.local[1]]); q.send(\"any\");"
+        ));
+        assert_eq!(s.echo("q.local[0] == LO"), "true");
+        assert_eq!(s.echo("q.recv(2)"), "b'any'");
+        s.run("p.close(); q.close(); e.close();");
+    }
+    // IP4/IP6 still mean the family's wildcard, with no route to report.
+    s.run("let w = pipe_open(UDP, (), AF);");
+    let any = if v6 { "\"::\"" } else { "\"0.0.0.0\"" };
+    assert_eq!(s.echo("w.local[0]"), any);
+    assert_eq!(s.echo("w.route"), "");
+}
+
+fn callbacks_given_at_open_see_the_first_events(v6: bool) {
+    let mut s = shell(v6);
+    // A server's msg_cb given at open answers the very first message, through the
+    // accepted client (which shares the server's callbacks).
+    s.run(r#"let srv = pipe_open(TCP, (), LO, |m, c, p| p.send(m + "!"));"#);
+    s.run(r#"let c = pipe_open(TCP, srv.local); c.send("first");"#);
+    assert_eq!(s.echo("c.recv(2)"), "b'first!'");
+    // A client's up_cb given at open sees its own outgoing connection come up; one added
+    // afterwards is too late for it. With only an up_cb the client keeps its catch-all.
+    s.run("let e = echo_server(TCP, LO, 0); let ups = [];");
+    s.run("let a = pipe_open(TCP, e.local, LO, (), |m, cl, p| ups.push(`at open ${m == ()} ${p.dest == e.local}`));");
+    s.run("let b = pipe_open(TCP, e.local, LO); b.add_up_cb(|m, cl, p| ups.push(\"added later\")); sleep(0.3);");
+    assert_eq!(s.echo("ups"), r#"["at open true true"]"#);
+    s.run(r#"a.send("still queued")"#);
+    assert_eq!(s.echo("a.recv(2)"), "b'still queued'");
+    // Both at once, on a TCP server: every accepted client fires up_cb, every message msg_cb.
+    s.run("let log = []; let both = pipe_open(TCP, (), LO, |m, c, p| log.push(`msg ${m}`), |m, c, p| log.push(\"up\"));");
+    s.run(r#"let d = pipe_open(TCP, both.local); d.send("x"); sleep(0.3);"#);
+    assert_eq!(s.echo("log"), r#"["up", "msg b'x'"]"#);
+    // UDP: a server's msg_cb at open answers the sender.
+    s.run(r#"let us = pipe_open(UDP, (), LO, |m, c, p| p.send(m + "?", c));"#);
+    s.run(r#"let u = pipe_open(UDP, us.local); u.send("a");"#);
+    assert_eq!(s.echo("u.recv(2)"), "b'a?'");
+}
+
+fn a_msg_cb_at_open_means_no_automatic_subscription(v6: bool) {
+    let mut s = shell(v6);
+    s.run("let got = []; let e = echo_server(UDP, LO, 0);");
+    s.run(r#"let p = pipe_open(UDP, e.local, LO, |m, c, pipe| got.push(m)); p.send("z"); sleep(0.3);"#);
+    assert_eq!(s.echo("got"), "[b'z']");
+    // As in P2PD the msg_cb takes the messages: no queue exists, and recv says so (P2PD
+    // returned None) instead of waiting for nothing.
+    let err = s.error("p.recv(0)");
+    assert!(err.contains("call pipe.subscribe"), "{err}");
+    assert_eq!(
+        s.echo("let k = (); try { p.recv() } catch (x) { k = x.kind } k"),
+        "\"no_subscription\""
+    );
+    // Subscribing by hand queues copies as well.
+    s.run(r#"p.subscribe(); p.send("y");"#);
+    assert_eq!(s.echo("p.recv(2)"), "b'y'");
+    // The same for a TCP client.
+    s.run("let t = echo_server(TCP, LO, 0); let q = pipe_open(TCP, t.local, LO, |m, c, pipe| got.push(m));");
+    s.run(r#"q.send("w"); sleep(0.3);"#);
+    assert_eq!(s.echo("got"), "[b'z', b'y', b'w']");
+    assert!(s.error("q.recv(0)").contains("call pipe.subscribe"));
+}
+
+fn bad_callback_arguments_are_named(v6: bool) {
+    let mut s = shell(v6);
+    s.run("let keep = 1;");
+    let msg = s.error("pipe_open(TCP, (), LO, 5)");
+    assert!(
+        msg.contains("msg_cb") && msg.contains("|msg, client, pipe|") && msg.contains("i64"),
+        "{msg}"
+    );
+    let up = s.error(r#"pipe_open(UDP, (), LO, (), "f")"#);
+    assert!(up.contains("up_cb") && up.contains("string"), "{up}");
+    assert_eq!(
+        s.echo("let k = (); try { pipe_open(TCP, (), LO, [], ()) } catch (x) { k = x.kind } k"),
+        "\"type\""
+    );
+    // The session goes on; a named function works as well as a closure.
+    s.run("fn on_msg(m, c, p) { p.send(m, c) } let ok = pipe_open(UDP, (), LO, Fn(\"on_msg\"));");
+    s.run(r#"let v = pipe_open(UDP, ok.local); v.send("named");"#);
+    assert_eq!(s.echo("v.recv(2)"), "b'named'");
+    assert_eq!(s.echo("ok.is_running && keep == 1"), "true");
+}
+
+/// The route part of what a script printed as `name=value`, from the binary's stdout.
+fn printed(out: &std::process::Output, name: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("{name}=");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| {
+            panic!(
+                "no {name}= line; stdout:\n{stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .to_string()
+}
+
+#[test]
+fn a_left_out_route_binds_the_default_interface_without_stun() {
+    const TEST: &str = "a_left_out_route_binds_the_default_interface_without_stun";
+    let ns = match Netns::with_default_route("d", "198.51.100.2") {
+        Ok(ns) => ns,
+        Err(why) => return cannot_run(TEST, &why),
+    };
+    // A STUN server is configured (on the gateway, which has none running): a lookup
+    // would send to it, and the kernel counts every datagram the namespace sends.
+    let script = r#"
+        let s = pipe_open(TCP, ());
+        print(`server=${s.local[0]}`);
+        print(`server_nic=${s.route.nic()}`);
+        print(`server_ext=${s.route.ext()}`);
+        print(`server_port=${s.route.bind_port == s.local[1]}`);
+        print(`server_iface=${s.route.interface}`);
+        let u = pipe_open(UDP, ["198.51.100.1", 9]);
+        print(`client=${u.local[0]} ${u.route.nic()}`);
+        let e = echo_server(UDP, (), 0);
+        print(`echo=${e.local[0]}`);
+        let six = ();
+        try { pipe_open(TCP, ["2001:db8::1", 80]) } catch (x) { six = x }
+        print(`v6=${six.kind}: ${six.message}`);
+    "#;
+    let udp_before = ns.snmp("Udp", "OutDatagrams");
+    let out = ns.repl(&["--stun", "198.51.100.1:3478", "-e", script]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(printed(&out, "server"), "198.51.100.2");
+    assert_eq!(printed(&out, "server_nic"), "198.51.100.2");
+    assert_eq!(printed(&out, "server_ext"), "");
+    assert_eq!(printed(&out, "server_port"), "true");
+    assert_eq!(printed(&out, "server_iface"), "eth0");
+    assert_eq!(printed(&out, "client"), "198.51.100.2 198.51.100.2");
+    assert_eq!(printed(&out, "echo"), "198.51.100.2");
+    // The namespace has no IPv6 default route: a clear error, not a wildcard.
+    let v6 = printed(&out, "v6");
+    assert!(
+        v6.starts_with("no_route: no default IPv6 interface to bind: pass a route, e.g. pipe_open(TCP, dest, \"::1\")"),
+        "{v6}"
+    );
+    assert_eq!(
+        ns.snmp("Udp", "OutDatagrams"),
+        udp_before,
+        "no STUN (or any UDP) datagram left the namespace"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "no warnings: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_left_out_route_without_a_default_interface_is_a_clear_error() {
+    const TEST: &str = "a_left_out_route_without_a_default_interface_is_a_clear_error";
+    let ns = match Netns::lo_only("n") {
+        Ok(ns) => ns,
+        Err(why) => return cannot_run(TEST, &why),
+    };
+    let script = r#"
+        let keep = 41;
+        let server = ();
+        try { pipe_open(UDP, ()) } catch (x) { server = x }
+        print(`server=${server.kind}: ${server.message}`);
+        let client = ();
+        try { pipe_open(TCP, ["198.51.100.7", 80]) } catch (x) { client = x.message }
+        print(`client=${client}`);
+        let echo = ();
+        try { echo_server(TCP, (), 7000) } catch (x) { echo = x.message }
+        print(`echo=${echo}`);
+        // Loopback needs no default interface, and the session goes on.
+        let e = echo_server(UDP, "127.0.0.1", 0);
+        let p = pipe_open(UDP, e.local);
+        p.send("still fine");
+        print(`after=${p.recv(2)} ${keep + 1}`);
+    "#;
+    let out = ns.repl(&["-e", script]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        printed(&out, "server"),
+        "no_route: no default IPv4 interface to bind: pass a route, e.g. pipe_open(UDP, (), \"127.0.0.1\"), or IP4 for any address"
+    );
+    assert_eq!(
+        printed(&out, "client"),
+        "no default IPv4 interface to bind: pass a route, e.g. pipe_open(TCP, dest, \"127.0.0.1\"), or IP4 for any address"
+    );
+    assert!(
+        printed(&out, "echo").contains("echo_server(TCP, \"127.0.0.1\", 7000)"),
+        "{}",
+        printed(&out, "echo")
+    );
+    assert_eq!(printed(&out, "after"), "b'still fine' 42");
 }

@@ -4,6 +4,8 @@
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use p2pd::script::{Cancel, MemorySink, Session, SessionOptions};
 use std::sync::Arc;
 

@@ -279,6 +279,40 @@ impl Interface {
             .ok_or(Error::NoRouteFor(family))
     }
 
+    /// The route `start` would give first for `family`, built from the NIC addresses alone:
+    /// no external lookup, so no external address and no network traffic. It is the route
+    /// holding the default source address (else the first route), with that address first,
+    /// so binding it without an IP binds where the OS sends from. What a pipe opened without
+    /// a route binds (P2PD: the default interface's first route, minus its STUN round).
+    pub fn nic_route(&self, family: Family) -> Result<Route, Error> {
+        let addrs: Vec<IpAddr> = self.addrs.iter().map(|a| a.ip).collect();
+        let src = self.default_src(family);
+        // Every source counts as "no answer"; the warnings that produces are not news here.
+        let built = build::build_routes(
+            family,
+            &addrs,
+            src,
+            &Default::default(),
+            Some(&self.if_ref()),
+        );
+        let routes = built.pool.routes();
+        let holds_src = |r: &&Route| src.is_some_and(|s| r.has_nic_ip(&IpRange::host(s)));
+        let route = routes
+            .iter()
+            .find(holds_src)
+            .or(routes.first())
+            .ok_or(Error::NoRouteFor(family))?;
+        let Some(src) = src.filter(|s| route.nic() != *s && route.has_nic_ip(&IpRange::host(*s)))
+        else {
+            return Ok(route.clone());
+        };
+        let mut nic_ips = vec![IpRange::host(src)];
+        nic_ips.extend(route.nic_ips().iter().filter(|r| r.first() != src).cloned());
+        Ok(Route::new(family, nic_ips, route.ext_ips().to_vec())?
+            .with_link_locals(route.link_local_ips().to_vec())?
+            .with_interface(route.interface().cloned()))
+    }
+
     /// The first route's first NIC address (P2PD's `nic(af)`).
     pub fn nic(&self, family: Family) -> Result<IpAddr, Error> {
         Ok(self.route(Some(family))?.nic())

@@ -201,3 +201,32 @@ fn real_machine_read_only() {
         assert!(d.default_src(Family::V4).is_some());
     }
 }
+
+#[test]
+fn nic_route_needs_no_lookup_and_starts_at_the_default_source() {
+    let mut i = Interface::from_netifaces(&sample(), Some("eth0")).expect("eth0");
+    let r4 = i.nic_route(Family::V4).expect("v4 route");
+    assert_eq!((r4.nic(), r4.ext()), (ip("192.0.2.2"), None));
+    assert!(!r4.is_bound());
+    let r6 = i.nic_route(Family::V6).expect("v6 route");
+    assert_eq!(r6.nic(), ip("fd00::2"));
+    assert_eq!(r6.link_local(), Some(ip("fe80::fc:ff:fe00:1")));
+    assert_eq!(r6.interface().map(|x| x.index), Some(Some(4)));
+    // Nothing was started or recorded.
+    assert!(!i.resolved && i.warnings.is_empty());
+    // Another address listed first: the default source (in the gateway's subnet) still leads.
+    i.addrs.insert(
+        0,
+        NicAddr {
+            ip: ip("10.9.9.9"),
+            prefix: 8,
+        },
+    );
+    assert_eq!(i.nic_route(Family::V4).expect("v4").nic(), ip("192.0.2.2"));
+    // No address of the family: the family's "no route" error.
+    i.addrs.retain(|a| a.family() == Family::V4);
+    assert!(matches!(
+        i.nic_route(Family::V6),
+        Err(Error::NoRouteFor(Family::V6))
+    ));
+}

@@ -3,12 +3,15 @@
 //!
 //! P2PD takes nearly anything for each argument (inventory §5.1); the same spirit here, but
 //! every rejection says what was expected. The route decides the family; without one the
-//! destination does (an IPv4 wildcard for a server without either).
+//! destination does (IPv4 for a server without either), and a left-out route is the
+//! default interface's NIC route, or loopback towards a loopback destination.
 
 use super::super::address::{Resolver, ScriptAddress, family_of, port};
 use super::super::error::error;
 use super::super::interface::InterfaceHandle;
 use crate::net::address::Family;
+use crate::net::interface::Interface;
+use crate::net::ip_range::IpRange;
 use crate::net::pipe::{Error, Proto};
 use crate::net::route::Route;
 use rhai::{Array, Dynamic, EvalAltResult, INT};
@@ -139,36 +142,101 @@ pub fn peer(value: &Dynamic) -> Res<SocketAddr> {
     Ok(SocketAddr::new(ip, p))
 }
 
-/// Where a pipe binds. `route` is a bound Route (its address), an unbound Route (its NIC
-/// address, any port), an Interface (its first route of `family`), an IP literal or
-/// `[ip, port]`, IP4/IP6 (that family's wildcard) or `()` (the wildcard of `family`).
-/// The result also says which route the pipe reports, if there is one.
-pub fn local_bind(route: &Dynamic, family: Family) -> Res<(SocketAddr, Option<Route>)> {
-    if let Some(r) = route.read_lock::<Route>() {
-        return route_bind(&r, family).map(|(a, r)| (a, Some(r)));
+/// A `pipe_open` callback argument: a function pointer or closure, or `()` for none.
+pub fn callback(value: &Dynamic, name: &str) -> Res<Option<rhai::FnPtr>> {
+    if value.is_unit() {
+        return Ok(None);
     }
-    if let Some(i) = route.read_lock::<InterfaceHandle>() {
+    value
+        .clone()
+        .try_cast::<rhai::FnPtr>()
+        .map(Some)
+        .ok_or_else(|| {
+            error(
+                "type",
+                format!(
+                    "pipe_open's {name} must be a function |msg, client, pipe| or (), got {}",
+                    value.type_name()
+                ),
+            )
+        })
+}
+
+/// What a pipe binds when its route is left out (`()`), and what to suggest instead.
+pub struct Omitted<'a> {
+    /// The resolved destination, if any: a loopback one binds the family's loopback.
+    pub dest: Option<IpAddr>,
+    /// The call to suggest, given the text of a route (e.g. `"::1"`).
+    pub suggest: &'a dyn Fn(&str) -> String,
+}
+
+/// Where a pipe binds. `route` is a bound Route (its address), an unbound Route (its NIC
+/// address, any port), an Interface (its first route of `family`; an interface not
+/// started gives its NIC route, without a STUN round), an IP literal or `[ip, port]`,
+/// IP4/IP6 (that family's wildcard) or `()` (see [`default_route`]).
+/// The result also says which route the pipe reports, if there is one.
+pub fn local_bind(
+    route: &Dynamic,
+    family: Family,
+    omitted: &Omitted,
+) -> Res<(SocketAddr, Option<Route>)> {
+    let route = if route.is_unit() {
+        default_route(family, omitted)?
+    } else if let Some(r) = route.read_lock::<Route>() {
+        r.clone()
+    } else if let Some(i) = route.read_lock::<InterfaceHandle>() {
         let iface = i.get();
-        if let Ok(r) = iface.route(Some(family)) {
-            return route_bind(&r, family).map(|(a, r)| (a, Some(r)));
-        }
-        // Not started: bind its first non-link-local address of the family, no STUN round.
-        let ip = iface
-            .addrs
-            .iter()
-            .map(|a| a.ip)
-            .find(|ip| Family::of(ip) == family && !is_link_local(ip))
-            .ok_or_else(|| {
+        iface
+            .route(Some(family))
+            .or_else(|_| iface.nic_route(family))
+            .map_err(|_| {
                 error(
                     "family",
                     format!("interface {} has no {family} address", iface.name),
                 )
-            })?;
-        return Ok((SocketAddr::new(ip, 0), None));
-    }
-    if route.is_unit() || route.is_int() {
+            })?
+    } else if route.is_int() {
         return Ok((SocketAddr::new(family.unspecified(), 0), None));
+    } else {
+        return literal_bind(route, family).map(|a| (a, None));
+    };
+    route_bind(&route, family).map(|(a, r)| (a, Some(r)))
+}
+
+/// The route of a pipe opened without one. To a loopback destination (or an unspecified
+/// one, which the OS delivers to this host too): the family's loopback, so loopback use
+/// needs no network at all. Otherwise P2PD's default interface's first route, built from
+/// its NIC addresses only ([`Interface::nic_route`]: no STUN, no DNS). No default
+/// interface is an error saying what to pass, never a silent wildcard.
+pub fn default_route(family: Family, omitted: &Omitted) -> Res<Route> {
+    if let Some(dest) = omitted.dest
+        && (dest.is_loopback() || dest.is_unspecified())
+    {
+        let lo = IpRange::host(family.loopback());
+        return Route::new(family, vec![lo], vec![])
+            .map_err(|e| error("route", format!("cannot make a loopback route: {e}")));
     }
+    let no_default = |why: String| {
+        let any = match family {
+            Family::V4 => "IP4",
+            Family::V6 => "IP6",
+        };
+        let example = (omitted.suggest)(&format!("\"{}\"", family.loopback()));
+        error(
+            "no_route",
+            format!(
+                "no default {family} interface to bind{why}: pass a route, e.g. {example}, or {any} for any address"
+            ),
+        )
+    };
+    let iface = Interface::default_for(family).map_err(|_| no_default(String::new()))?;
+    iface
+        .nic_route(family)
+        .map_err(|_| no_default(format!(" ({} has no {family} address)", iface.name)))
+}
+
+/// An IP literal or `[ip, port]` to bind, of `family`.
+fn literal_bind(route: &Dynamic, family: Family) -> Res<SocketAddr> {
     let addr = if route.is_string() {
         let text = route.clone().into_string().unwrap_or_default();
         let ip = text
@@ -193,7 +261,7 @@ pub fn local_bind(route: &Dynamic, family: Family) -> Res<(SocketAddr, Option<Ro
             format!("cannot bind {addr} for an {family} destination"),
         ));
     }
-    Ok((addr, None))
+    Ok(addr)
 }
 
 fn route_bind(route: &Route, family: Family) -> Res<(SocketAddr, Route)> {
@@ -218,20 +286,13 @@ fn route_bind(route: &Route, family: Family) -> Res<(SocketAddr, Route)> {
     Ok((addr, bound))
 }
 
-fn is_link_local(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
-    }
-}
-
 /// The family a pipe uses: the route's, else the destination's, else IPv4.
 pub fn pipe_family(route: &Dynamic, dest_family: Option<Family>) -> Res<Option<Family>> {
     if let Some(f) = family_of(route).ok().flatten() {
         return Ok(Some(f));
     }
     if route.is_string() || route.is_array() {
-        let (addr, _) = local_bind(route, Family::V4).or_else(|_| local_bind(route, Family::V6))?;
+        let addr = literal_bind(route, Family::V4).or_else(|_| literal_bind(route, Family::V6))?;
         return Ok(Some(Family::of(&addr.ip())));
     }
     // Surface a bad route argument's own error.
@@ -360,25 +421,46 @@ mod tests {
 
     #[test]
     fn routes_decide_where_a_pipe_binds() {
-        use crate::net::ip_range::IpRange;
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let none = Omitted {
+            dest: None,
+            suggest: &|r| format!("pipe_open(TCP, (), {r})"),
+        };
         let route = Route::new(Family::V4, vec![IpRange::host(lo)], vec![]).unwrap();
-        let (addr, r) = local_bind(&Dynamic::from(route.clone()), Family::V4).unwrap();
+        let (addr, r) = local_bind(&Dynamic::from(route.clone()), Family::V4, &none).unwrap();
         assert_eq!(addr, SocketAddr::new(lo, 0));
         assert!(r.unwrap().is_bound());
         let bound = route.bind(4000, Some("*")).unwrap();
-        let (addr, _) = local_bind(&Dynamic::from(bound), Family::V4).unwrap();
+        let (addr, _) = local_bind(&Dynamic::from(bound), Family::V4, &none).unwrap();
         assert_eq!(addr, "0.0.0.0:4000".parse().unwrap());
-        assert!(local_bind(&Dynamic::from(route.clone()), Family::V6).is_err());
+        assert!(local_bind(&Dynamic::from(route.clone()), Family::V6, &none).is_err());
         assert_eq!(
             pipe_family(&Dynamic::from(route), None).unwrap(),
             Some(Family::V4)
         );
-        let (addr, r) = local_bind(&Dynamic::UNIT, Family::V6).unwrap();
+        let (addr, r) = local_bind(&Dynamic::from(10 as INT), Family::V6, &none).unwrap();
         assert_eq!(addr, "[::]:0".parse().unwrap());
         assert!(r.is_none());
-        let (addr, _) = local_bind(&Dynamic::from("::1"), Family::V6).unwrap();
+        let (addr, _) = local_bind(&Dynamic::from("::1"), Family::V6, &none).unwrap();
         assert_eq!(addr, "[::1]:0".parse().unwrap());
-        assert!(local_bind(&Dynamic::from("::1"), Family::V4).is_err());
+        assert!(local_bind(&Dynamic::from("::1"), Family::V4, &none).is_err());
+    }
+
+    #[test]
+    fn a_left_out_route_towards_loopback_is_loopback() {
+        for (dest, family) in [
+            ("127.0.0.1", Family::V4),
+            ("::1", Family::V6),
+            ("::", Family::V6),
+        ] {
+            let to_lo = Omitted {
+                dest: Some(dest.parse().unwrap()),
+                suggest: &|r| r.to_string(),
+            };
+            let (addr, r) = local_bind(&Dynamic::UNIT, family, &to_lo).unwrap();
+            assert_eq!(addr, SocketAddr::new(family.loopback(), 0));
+            let r = r.expect("a loopback route");
+            assert_eq!((r.nic(), r.ext()), (family.loopback(), None));
+        }
     }
 }

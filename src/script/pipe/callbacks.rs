@@ -1,7 +1,8 @@
 //! `add_msg_cb`, `add_end_cb`, `add_up_cb`: Rhai closures called for pipe events, on the
 //! script thread.
 //!
-//! The pipe reports events on a channel (`Pipe::events`, see `net::pipe::events`). The
+//! The pipe reports events on a channel (`Pipe::events`, see `net::pipe::events`; or the
+//! channel `Pipe::open_with_events` attached when callbacks come with `pipe_open`). The
 //! first callback added starts one forwarding task on the runtime that turns each event
 //! into a [`Job`] per matching callback; the script thread runs jobs whenever it waits (an
 //! `await`, `sleep`) or sits idle at the prompt. Like P2PD (inventory §5.2), a TCP server
@@ -100,17 +101,29 @@ pub fn add(
     kind: Kind,
     f: FnPtr,
 ) -> Result<(), Box<EvalAltResult>> {
+    install(ctx, pipe, [(kind, f)], || pipe.pipe.events())
+}
+
+/// Adds callbacks and, if nothing forwards `pipe`'s events yet, starts forwarding the
+/// receiver `events` gives: a new observer for `add`, or the one `pipe_open` attached
+/// before the socket started (then no event is missed).
+pub fn install(
+    ctx: &NativeCallContext,
+    pipe: &ScriptPipe,
+    given: impl IntoIterator<Item = (Kind, FnPtr)>,
+    events: impl FnOnce() -> mpsc::Receiver<PipeEvent>,
+) -> Result<(), Box<EvalAltResult>> {
+    let bridge = bridge::bridge_of(ctx)?;
     let cbs = pipe.callbacks();
-    cbs.lock().push(Entry {
+    cbs.lock().extend(given.into_iter().map(|(kind, f)| Entry {
         kind,
         f,
         revoked: Arc::new(AtomicBool::new(false)),
-    });
+    }));
     if !cbs.forwarding.swap(true, Ordering::SeqCst) {
-        let bridge = bridge::bridge_of(ctx)?;
         let events = {
             let _guard = bridge.handle().enter();
-            pipe.pipe.events()
+            events()
         };
         let template = pipe.template();
         bridge

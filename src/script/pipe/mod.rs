@@ -26,9 +26,9 @@ use super::registry::{Help, Registrar};
 use crate::net::address::Family;
 use crate::net::pipe::{Pipe, PipeOptions, Proto};
 use crate::net::route::Route;
-use args::{Dest, pipe_error};
-use callbacks::Callbacks;
-use rhai::{Array, Dynamic, EvalAltResult, INT, NativeCallContext};
+use args::{Dest, Omitted, pipe_error};
+use callbacks::{Callbacks, Kind};
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, INT, NativeCallContext};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -128,19 +128,41 @@ fn bound_to(route: Route, local: SocketAddr) -> Route {
     route.bind(local.port(), Some(&ip)).unwrap_or(route)
 }
 
-/// Opens a pipe: resolves `dest` for the route's family, binds where the route says.
+/// What `pipe_open` was given besides the protocol.
+struct OpenArgs {
+    dest: Dynamic,
+    route: Dynamic,
+    msg_cb: Dynamic,
+    up_cb: Dynamic,
+}
+
+impl OpenArgs {
+    fn new(dest: Dynamic, route: Dynamic) -> Self {
+        Self {
+            dest,
+            route,
+            msg_cb: Dynamic::UNIT,
+            up_cb: Dynamic::UNIT,
+        }
+    }
+}
+
+/// Opens a pipe: resolves `dest` for the route's family, binds where the route says (see
+/// `args::local_bind`), and installs callbacks given here before the socket starts.
 fn open(
     ctx: &NativeCallContext,
     resolver: &Resolver,
     proto: Dynamic,
-    dest: Dynamic,
-    route: Dynamic,
+    given: OpenArgs,
 ) -> Res<ScriptPipe> {
     let proto = args::proto(&proto)?;
-    let dest = if dest.is_unit() {
+    let msg_cb = args::callback(&given.msg_cb, "msg_cb")?;
+    let up_cb = args::callback(&given.up_cb, "up_cb")?;
+    let route = given.route;
+    let dest = if given.dest.is_unit() {
         None
     } else {
-        Some(Dest::parse(&dest)?)
+        Some(Dest::parse(&given.dest)?)
     };
     let route_family = args::pipe_family(&route, None)?;
     let dest = match dest {
@@ -155,20 +177,52 @@ fn open(
     let family = route_family
         .or(dest.map(|d| Family::of(&d.ip())))
         .unwrap_or(Family::V4);
-    let (local, bound) = args::local_bind(&route, family)?;
-    let pipe = bridge::wait(ctx, async move {
-        Pipe::open(proto, dest, local, PipeOptions::default())
+    let target = if dest.is_some() { "dest" } else { "()" };
+    let suggest = |r: &str| format!("pipe_open({proto}, {target}, {r})");
+    let omitted = Omitted {
+        dest: dest.map(|d| d.ip()),
+        suggest: &suggest,
+    };
+    let (local, bound) = args::local_bind(&route, family, &omitted)?;
+    // P2PD: a client subscribes to everything unless a msg_cb takes its messages.
+    let subscribe_all = dest.is_some() && msg_cb.is_none();
+    let callbacks: Vec<(Kind, FnPtr)> = [(Kind::Msg, msg_cb), (Kind::Up, up_cb)]
+        .into_iter()
+        .filter_map(|(kind, f)| Some((kind, f?)))
+        .collect();
+    if callbacks.is_empty() {
+        let pipe = bridge::wait(ctx, async move {
+            Pipe::open(proto, dest, local, PipeOptions::default())
+                .await
+                .map_err(pipe_error)
+        })?;
+        return Ok(ScriptPipe::opened(pipe, bound, ctx));
+    }
+    let (pipe, events) = bridge::wait(ctx, async move {
+        let (pipe, events) = Pipe::open_with_events(proto, dest, local, PipeOptions::default())
             .await
-            .map_err(pipe_error)
+            .map_err(pipe_error)?;
+        // open_with_events subscribes nothing; an up_cb alone keeps a client's catch-all.
+        if subscribe_all {
+            pipe.subscribe(None, None).map_err(pipe_error)?;
+        }
+        Ok::<_, Box<EvalAltResult>>((pipe, events))
     })?;
-    Ok(ScriptPipe::opened(pipe, bound, ctx))
+    let pipe = ScriptPipe::opened(pipe, bound, ctx);
+    callbacks::install(ctx, &pipe, callbacks, || events)?;
+    Ok(pipe)
 }
 
 fn echo(ctx: &NativeCallContext, proto: Dynamic, route: Dynamic, port: INT) -> Res<ScriptPipe> {
     let proto = args::proto(&proto)?;
     let port = address::port(port, "echo_server port")?;
     let family = args::pipe_family(&route, None)?.unwrap_or(Family::V4);
-    let (local, bound) = args::local_bind(&route, family)?;
+    let suggest = |r: &str| format!("echo_server({proto}, {r}, {port})");
+    let omitted = Omitted {
+        dest: None,
+        suggest: &suggest,
+    };
+    let (local, bound) = args::local_bind(&route, family, &omitted)?;
     let local = if port == 0 {
         local
     } else {
@@ -197,14 +251,16 @@ const PIPE_OPEN: Help = Help::function(
         "pipe_open(proto, dest)",
         "pipe_open(proto, dest, route)",
         "pipe_open(proto, (), route)",
+        "pipe_open(proto, dest, route, msg_cb)",
+        "pipe_open(proto, dest, route, msg_cb, up_cb)",
     ],
-    "Open a TCP/UDP client to dest (Address, [host, port] or \"host:port\") or, with dest (), a server; the route (Route, Interface, IP, IP4/IP6 or ()) decides family and bind address.",
-    "let s = echo_server(TCP, (), 0); let p = pipe_open(TCP, s.local); p.send(b\"hi\"); p.recv(2)",
+    "Open a TCP/UDP client to dest (Address, [host, port] or \"host:port\") or, with dest (), a server. The route (Route, Interface, IP, IP4/IP6 wildcard) decides family and bind address; left out or () it is loopback towards a loopback dest, else the default interface's first route from its NIC addresses (no STUN), an error if there is none. msg_cb/up_cb (|msg, client, pipe| or ()) are installed before the socket starts; with a msg_cb a client makes no automatic subscription.",
+    "let s = pipe_open(TCP, (), \"127.0.0.1\", |m, c, p| p.send(m)); let p = pipe_open(TCP, s.local); p.send(b\"hi\"); p.recv(2)",
 );
 const ECHO_SERVER: Help = Help::function(
     "pipes",
     &["echo_server(proto, route, port)"],
-    "Start a TCP or UDP server that sends every message back to its sender (port 0 = any); close it to stop.",
+    "Start a TCP or UDP server that sends every message back to its sender (port 0 = any); close it to stop. A route () binds the default IPv4 interface's NIC address, as pipe_open does.",
     "let s = echo_server(UDP, \"127.0.0.1\", 0); s.local",
 );
 
@@ -245,15 +301,49 @@ pub fn register(reg: &mut Registrar, _ctx: &BindContext) {
         "pipe_open",
         &PIPE_OPEN,
         move |ctx: NativeCallContext, proto: Dynamic, dest: Dynamic| {
-            open(&ctx, &r, proto, dest, Dynamic::UNIT)
+            open(&ctx, &r, proto, OpenArgs::new(dest, Dynamic::UNIT))
+        },
+    );
+    let r = resolver.clone();
+    reg.func(
+        "pipe_open",
+        &PIPE_OPEN,
+        move |ctx: NativeCallContext, proto: Dynamic, dest: Dynamic, route: Dynamic| {
+            open(&ctx, &r, proto, OpenArgs::new(dest, route))
+        },
+    );
+    let r = resolver.clone();
+    reg.func(
+        "pipe_open",
+        &PIPE_OPEN,
+        move |ctx: NativeCallContext,
+              proto: Dynamic,
+              dest: Dynamic,
+              route: Dynamic,
+              msg_cb: Dynamic| {
+            let given = OpenArgs {
+                msg_cb,
+                ..OpenArgs::new(dest, route)
+            };
+            open(&ctx, &r, proto, given)
         },
     );
     let r = resolver;
     reg.func(
         "pipe_open",
         &PIPE_OPEN,
-        move |ctx: NativeCallContext, proto: Dynamic, dest: Dynamic, route: Dynamic| {
-            open(&ctx, &r, proto, dest, route)
+        move |ctx: NativeCallContext,
+              proto: Dynamic,
+              dest: Dynamic,
+              route: Dynamic,
+              msg_cb: Dynamic,
+              up_cb: Dynamic| {
+            let given = OpenArgs {
+                msg_cb,
+                up_cb,
+                ..OpenArgs::new(dest, route)
+            };
+            open(&ctx, &r, proto, given)
         },
     );
     reg.func(

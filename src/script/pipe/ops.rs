@@ -178,7 +178,7 @@ const RECV: Help = Help::method(
         "pipe.recv(sub, timeout, full)",
     ],
     "Next queued message as bytes ([[ip, port], bytes] with full), () after timeout seconds (default 2, 0 polls).",
-    "let s = echo_server(TCP, (), 0); let p = pipe_open(TCP, s.local); p.send(\"hi\"); p.recv((), 2, true)",
+    "let s = echo_server(TCP, \"127.0.0.1\", 0); let p = pipe_open(TCP, s.local); p.send(\"hi\"); p.recv((), 2, true)",
 );
 const SEND: Help = Help::method(
     "pipes",
@@ -196,7 +196,7 @@ const CLOSE: Help = Help::method(
     "pipes",
     &["pipe.close()"],
     "Close the pipe (a server also closes its clients); safe to call twice, the port is free when it returns.",
-    "let s = echo_server(TCP, (), 0); s.close(); s.is_running",
+    "let s = echo_server(TCP, \"127.0.0.1\", 0); s.close(); s.is_running",
 );
 const ADD_MSG_CB: Help = Help::method(
     "pipes",
@@ -208,7 +208,7 @@ const ADD_END_CB: Help = Help::method(
     "pipes",
     &["pipe.add_end_cb(|msg, client, pipe| ...)"],
     "Call a closure when the pipe (or a TCP server's client) ends; msg is ().",
-    "let s = echo_server(TCP, (), 0); s.add_end_cb(|m, c, p| print(`ended: ${p}`)); s.close(); sleep(0.1)",
+    "let s = echo_server(TCP, \"127.0.0.1\", 0); s.add_end_cb(|m, c, p| print(`ended: ${p}`)); s.close(); sleep(0.1)",
 );
 const ADD_UP_CB: Help = Help::method(
     "pipes",
@@ -226,13 +226,13 @@ const DEL_END_CB: Help = Help::method(
     "pipes",
     &["pipe.del_end_cb(f)"],
     "Remove an end callback added with add_end_cb.",
-    "let s = echo_server(TCP, (), 0); let f = |m, c, p| print(c); s.add_end_cb(f); s.del_end_cb(f)",
+    "let s = echo_server(TCP, \"127.0.0.1\", 0); let f = |m, c, p| print(c); s.add_end_cb(f); s.del_end_cb(f)",
 );
 const DEL_UP_CB: Help = Help::method(
     "pipes",
     &["pipe.del_up_cb(f)"],
     "Remove an up callback added with add_up_cb.",
-    "let s = echo_server(TCP, (), 0); let f = |m, c, p| print(p); s.add_up_cb(f); s.del_up_cb(f)",
+    "let s = echo_server(TCP, \"127.0.0.1\", 0); let f = |m, c, p| print(p); s.add_up_cb(f); s.del_up_cb(f)",
 );
 const ADD_PIPE: Help = Help::method(
     "pipes",
