@@ -388,7 +388,7 @@ async fn flood_drops_oldest_and_counts(v6: bool) {
 
 async fn tcp_events_up_message_end(v6: bool) {
     let (server, mut events) =
-        Pipe::open_with_events(Proto::Tcp, None, lo(v6), PipeOptions::default())
+        Pipe::open_with_events(Proto::Tcp, None, lo(v6), PipeOptions::default(), false)
             .await
             .unwrap();
     let client = open(Proto::Tcp, Some(server.local_addr()), v6).await;

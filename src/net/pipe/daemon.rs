@@ -12,7 +12,7 @@ use super::{Error, Pipe, PipeEvent, PipeOptions, Proto};
 /// to stop it; the echo task ends with the pipe's events.
 pub async fn echo_server(proto: Proto, local: SocketAddr) -> Result<Pipe, Error> {
     let (server, mut events) =
-        Pipe::open_with_events(proto, None, local, PipeOptions::default()).await?;
+        Pipe::open_with_events(proto, None, local, PipeOptions::default(), false).await?;
     tokio::spawn(async move {
         while let Some(event) = events.recv().await {
             if let PipeEvent::Message { peer, data, pipe } = event {

@@ -187,20 +187,22 @@ impl Pipe {
         local: SocketAddr,
         opts: PipeOptions,
     ) -> Result<Pipe, Error> {
-        let (pipe, _) = Self::open_inner(proto, dest, local, opts, false).await?;
+        let (pipe, _) = Self::open_inner(proto, dest, local, opts, false, true).await?;
         Ok(pipe)
     }
 
     /// Like [`Pipe::open`], with an event observer attached before the first byte is read,
-    /// so no event is missed (P2PD's `msg_cb`/`up_cb` arguments). As with a P2PD `msg_cb`,
-    /// no subscription is made automatically; accepted clients of a TCP server get none either.
+    /// so no event is missed (P2PD's `msg_cb`/`up_cb` arguments). `subscribe` says whether a
+    /// client (and a TCP server's accepted clients) still gets its catch-all subscription:
+    /// P2PD makes none when a `msg_cb` is given, but does for an `up_cb` alone.
     pub async fn open_with_events(
         proto: Proto,
         dest: Option<SocketAddr>,
         local: SocketAddr,
         opts: PipeOptions,
+        subscribe: bool,
     ) -> Result<(Pipe, mpsc::Receiver<PipeEvent>), Error> {
-        let (pipe, events) = Self::open_inner(proto, dest, local, opts, true).await?;
+        let (pipe, events) = Self::open_inner(proto, dest, local, opts, true, subscribe).await?;
         match events {
             Some(events) => Ok((pipe, events)),
             // open_inner always attaches an observer when asked to.
@@ -214,6 +216,7 @@ impl Pipe {
         local: SocketAddr,
         opts: PipeOptions,
         observe: bool,
+        subscribe: bool,
     ) -> Result<(Pipe, Option<mpsc::Receiver<PipeEvent>>), Error> {
         if let Some(dest) = dest
             && dest.is_ipv4() != local.is_ipv4()
@@ -224,7 +227,7 @@ impl Pipe {
         let events = observe.then(|| observers.add());
         let pipe = match (proto, dest) {
             (Proto::Tcp, Some(dest)) => {
-                let pipe = tcp::connect(local, dest, opts, observers, !observe).await?;
+                let pipe = tcp::connect(local, dest, opts, observers, subscribe).await?;
                 pipe.inner
                     .observers
                     .emit(PipeEvent::Up(pipe.clone()), true)
@@ -232,9 +235,9 @@ impl Pipe {
                 pipe
             }
             (Proto::Udp, dest) => {
-                udp::open(local, dest, opts, observers, dest.is_some() && !observe)?
+                udp::open(local, dest, opts, observers, dest.is_some() && subscribe)?
             }
-            (Proto::Tcp, None) => server::listen(local, opts, observers, !observe)?,
+            (Proto::Tcp, None) => server::listen(local, opts, observers, subscribe)?,
         };
         Ok((pipe, events))
     }

@@ -185,7 +185,7 @@ fn open(
     };
     let (local, bound) = args::local_bind(&route, family, &omitted)?;
     // P2PD: a client subscribes to everything unless a msg_cb takes its messages.
-    let subscribe_all = dest.is_some() && msg_cb.is_none();
+    let subscribe_all = msg_cb.is_none();
     let callbacks: Vec<(Kind, FnPtr)> = [(Kind::Msg, msg_cb), (Kind::Up, up_cb)]
         .into_iter()
         .filter_map(|(kind, f)| Some((kind, f?)))
@@ -199,14 +199,9 @@ fn open(
         return Ok(ScriptPipe::opened(pipe, bound, ctx));
     }
     let (pipe, events) = bridge::wait(ctx, async move {
-        let (pipe, events) = Pipe::open_with_events(proto, dest, local, PipeOptions::default())
+        Pipe::open_with_events(proto, dest, local, PipeOptions::default(), subscribe_all)
             .await
-            .map_err(pipe_error)?;
-        // open_with_events subscribes nothing; an up_cb alone keeps a client's catch-all.
-        if subscribe_all {
-            pipe.subscribe(None, None).map_err(pipe_error)?;
-        }
-        Ok::<_, Box<EvalAltResult>>((pipe, events))
+            .map_err(pipe_error)
     })?;
     let pipe = ScriptPipe::opened(pipe, bound, ctx);
     callbacks::install(ctx, &pipe, callbacks, || events)?;
