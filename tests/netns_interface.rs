@@ -7,9 +7,12 @@
 //! Needs root. Without it (or when namespaces cannot be made) the test is skipped with a
 //! loud message, except under CI (`CI` set), where that is a failure.
 
+mod common;
+
+use common::netns::{cannot_run, is_root, run};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 const CLIENT_IP: &str = "10.77.0.10";
 const PUBLIC_IP: &str = "203.0.113.100";
@@ -22,39 +25,6 @@ struct Lab {
 
 fn lab_sh() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/natlab/lab.sh")
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-/// Fails under CI, skips loudly elsewhere.
-fn cannot_run(why: &str) {
-    if in_ci() {
-        panic!("netns_interface: {why} (CI is set, so this is a failure)");
-    }
-    eprintln!("\n*** SKIP netns_interface: {why} ***\n");
-}
-
-/// Runs `cmd`, killing it after `limit`: a hung child must not hang the test run.
-fn run(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("command starts");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            break;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
 }
 
 impl Lab {
@@ -107,10 +77,7 @@ impl Drop for Lab {
     }
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
+const TEST: &str = "netns_interface";
 
 const SCRIPT: &str = r#"
 let i = await Interface().start();
@@ -135,13 +102,13 @@ print(`silent=${k.warnings.filter(|w| w.contains("203.0.113.9:3478: no reply wit
 #[test]
 fn default_interface_behind_masquerade_sees_the_public_address() {
     if !is_root() {
-        cannot_run("needs root for network namespaces");
+        cannot_run(TEST, "needs root for network namespaces");
         return;
     }
     let lab = match Lab::up() {
         Ok(lab) => lab,
         Err(why) => {
-            cannot_run(&why);
+            cannot_run(TEST, &why);
             return;
         }
     };

@@ -11,11 +11,14 @@
 //!   STUN server on 198.51.100.1:3478 / 198.51.100.3:3479. Needs root; without it the test
 //!   is skipped loudly, except under CI (`CI` set), where that is a failure.
 
+mod common;
+
+use common::netns::{cannot_run, ip, run};
 use p2pd::net::stun::StunServer;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Scripts that need the namespace lab instead of loopback.
 const LAB_SCRIPTS: &[&str] = &["google.rhai"];
@@ -55,25 +58,6 @@ fn expectations(script: &Path) -> Result<Vec<String>, String> {
         return Err(format!("{} holds no expected line", file.display()));
     }
     Ok(lines)
-}
-
-/// Runs `cmd` to completion, killing it after `limit`.
-fn run(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("command starts");
-    let started = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().expect("output")
 }
 
 /// `None` if the run printed every expected line and exited 0, else what went wrong.
@@ -144,18 +128,6 @@ fn loopback_scripts_print_what_they_promise() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-/// Fails under CI, skips loudly elsewhere.
-fn cannot_run(why: &str) {
-    if in_ci() {
-        panic!("scripts lab: {why} (CI is set, so this is a failure)");
-    }
-    eprintln!("\n*** SKIP google.rhai in its namespace lab: {why} ***\n");
-}
-
 /// The responder www.google.com becomes: it answers anything with a 400, as Google does
 /// to the tutorial's malformed request. Written in Rhai with this project's pipes
 /// (1 = TCP, as P2PD numbers it).
@@ -175,19 +147,6 @@ struct Lab {
     client: String,
     web: String,
     children: Vec<Child>,
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = run(Command::new("ip").args(args), Duration::from_secs(10));
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
 }
 
 impl Lab {
@@ -285,7 +244,12 @@ fn google_rhai_runs_unmodified_against_a_namespace_internet() {
     }
     let lab = match Lab::up() {
         Ok(lab) => lab,
-        Err(e) => return cannot_run(&format!("cannot build the namespace lab: {e}")),
+        Err(e) => {
+            return cannot_run(
+                "google.rhai in its namespace lab",
+                &format!("cannot build the namespace lab: {e}"),
+            );
+        }
     };
     let out = run(
         Command::new("ip")

@@ -32,7 +32,8 @@ pub fn run(cmd: &mut Command, limit: Duration) -> Output {
     child.wait_with_output().expect("output")
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
+/// Runs `ip ARGS`, its stderr as the error.
+pub fn ip(args: &[&str]) -> Result<(), String> {
     let out = run(Command::new("ip").args(args), Duration::from_secs(10));
     if out.status.success() {
         Ok(())
@@ -57,7 +58,7 @@ pub fn cannot_run(test: &str, why: &str) {
     eprintln!("\n*** SKIP {test}: {why} ***\n");
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
