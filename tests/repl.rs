@@ -78,7 +78,7 @@ fn tab_completes_functions_variables_and_methods() {
     p.send("distinctive_n\t").unwrap();
     p.send_line("").unwrap();
     p.exp_string("31").unwrap();
-    p.send(r#"b"\x01\xab".he"#).unwrap();
+    p.send(r#"b"\x01\xab".to_bl"#).unwrap();
     p.send("\t").unwrap();
     p.send_line("()").unwrap();
     p.exp_string("01ab").unwrap();
