@@ -31,17 +31,12 @@ impl Pipe {
         pattern: Option<&str>,
         peer: Option<SocketAddr>,
     ) -> Result<SubId, Error> {
-        let id = lock(&self.inner.subs)
+        lock(&self.inner.subs)
             .subscribe(pattern, peer)
             .map_err(|e| Error::BadRegex {
                 pattern: e.pattern,
                 reason: e.reason,
-            })?;
-        // Asking for another peer's messages: a UDP client must hear more than its dest.
-        if peer.is_some_and(|p| Some(p) != self.inner.dest) {
-            self.hear_all();
-        }
-        Ok(id)
+            })
     }
 
     /// The existing subscription with this exact pattern and peer, if any.

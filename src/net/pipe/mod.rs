@@ -75,9 +75,6 @@ pub struct PipeOptions {
     /// Messages kept per subscription (oldest dropped), events per observer channel, and
     /// accepted clients waiting for `accept`. Counts messages, not bytes.
     pub queue_capacity: usize,
-    /// A UDP client hears every sender from the start, as in P2PD, instead of only its
-    /// destination until it sends elsewhere or subscribes to another peer (see `udp.rs`).
-    pub udp_hear_all: bool,
     /// How long a `recv` that finds the socket empty keeps polling it (yielding to other
     /// tasks in between) before it sleeps until the socket is readable. Waking a sleeping
     /// thread can cost more than a whole loopback round trip (on the 2-vCPU VMs measured,
@@ -92,7 +89,6 @@ impl Default for PipeOptions {
             connect_timeout: Duration::from_secs(2),
             send_timeout: Duration::from_secs(5),
             queue_capacity: 1024,
-            udp_hear_all: false,
             recv_spin: Duration::from_micros(50),
         }
     }
@@ -371,23 +367,6 @@ impl Pipe {
     /// and its clients, like the observers themselves).
     pub fn events_dropped(&self) -> u64 {
         self.inner.observers.dropped()
-    }
-
-    /// Make a UDP client hear every sender, not only its destination (no-op for others).
-    /// A UDP client does this by itself when it sends elsewhere or subscribes to another
-    /// peer; call it first to receive from peers it has not sent to (P2PD's behaviour).
-    pub fn hear_all(&self) {
-        if let Io::Datagram(sender) = &self.inner.io {
-            sender.widen();
-        }
-    }
-
-    /// False only for a UDP client that still hears its destination alone.
-    pub fn hears_all(&self) -> bool {
-        match &self.inner.io {
-            Io::Datagram(sender) => !sender.is_connected(),
-            _ => true,
-        }
     }
 
     /// Whether two handles are the same pipe.

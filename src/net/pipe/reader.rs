@@ -96,7 +96,7 @@ impl Source {
 }
 
 /// ICMP errors surfacing on a UDP socket concern one earlier datagram, not the socket.
-pub(super) fn is_transient(e: &io::Error) -> bool {
+fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionRefused

@@ -1,20 +1,11 @@
 //! UDP pipes: one socket, read as `reader.rs` says, and `send_to` anywhere.
 //!
-//! In P2PD a UDP "client" (UDP_CON) is not OS-connected: its destination is only the
-//! default target of `send`, and datagrams from anyone are received. Here the socket is
-//! OS-connected to the destination while the pipe talks only to it, because an unconnected
-//! socket costs the kernel a route lookup for every datagram sent and received (on loopback
-//! here, a third of the throughput). The moment the pipe shows interest in anyone else, by
-//! sending elsewhere or subscribing to another peer, or when asked ([`Pipe::hear_all`],
-//! `PipeOptions::udp_hear_all`), the socket is disconnected, keeping its port, and hears
-//! every sender from then on, as in P2PD.
-//!
-//! ICMP errors surfacing on the socket (refused, reset) concern one earlier datagram, so
-//! they never end the pipe, and a send that meets one is retried once.
+//! A UDP "client" is not OS-connected (P2PD's UDP_CON): its destination is only the default
+//! target of `send`, and datagrams from anyone are received. ICMP errors surfacing on the
+//! socket (refused, reset) concern one earlier datagram, so they never end the pipe.
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use std::net::UdpSocket;
@@ -32,8 +23,6 @@ const MAX_DATAGRAM: usize = 64 * 1024;
 /// The socket, shared with the reader; `None` once closed.
 pub(super) struct Sender {
     socket: Mutex<Option<Arc<AsyncFd<UdpSocket>>>>,
-    /// True while the socket is OS-connected to the pipe's destination.
-    connected: AtomicBool,
 }
 
 /// Bind `local` and start reading.
@@ -44,13 +33,7 @@ pub(super) fn open(
     observers: Arc<Observers>,
     subscribe_all: bool,
 ) -> Result<Pipe, Error> {
-    let (socket, connected) = match dest {
-        Some(dest) if !opts.udp_hear_all => socket::udp_connected(local, dest)?,
-        _ => (socket::udp(local)?, false),
-    };
-    let socket = Arc::new(socket);
-    // Taken before connecting would narrow a wildcard to one source address: a
-    // disconnect widens it again.
+    let socket = Arc::new(socket::udp(local)?);
     let bound = socket.get_ref().local_addr().unwrap_or(local);
     let pipe = Pipe::build(Spec {
         proto: Proto::Udp,
@@ -64,7 +47,6 @@ pub(super) fn open(
         opts,
         io: Io::Datagram(Sender {
             socket: Mutex::new(Some(socket.clone())),
-            connected: AtomicBool::new(connected),
         }),
         reader: Some(Reader::new(Source::Datagram(socket), MAX_DATAGRAM)),
         observers,
@@ -97,22 +79,14 @@ impl Sender {
             addr: peer,
             source,
         };
-        // An explicit address on a connected socket would cost the route lookup that
-        // connecting saves.
-        let target = if pipe.inner.dest == Some(peer) && self.connected.load(Ordering::SeqCst) {
-            None
-        } else {
-            self.hear_all(&socket);
-            Some(peer)
-        };
         // Usually the socket has room: send at once, without arming a timer.
-        match send_now(socket.get_ref(), data, target) {
-            Ok(()) => return Ok(()),
+        match socket.get_ref().send_to(data, peer) {
+            Ok(_) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Err(io_error(e)),
         }
         let timeout = pipe.inner.opts.send_timeout;
-        match tokio::time::timeout(timeout, send_when_writable(&socket, data, target)).await {
+        match tokio::time::timeout(timeout, send_when_writable(&socket, data, peer)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(io_error(source)),
             Err(_) => Err(Error::TimedOut {
@@ -127,43 +101,6 @@ impl Sender {
     pub(super) fn close(&self) {
         lock(&self.socket).take();
     }
-
-    /// Stop filtering on the destination, if the socket was connected to it.
-    pub(super) fn widen(&self) {
-        let socket = lock(&self.socket).clone();
-        if let Some(socket) = socket {
-            self.hear_all(&socket);
-        }
-    }
-
-    fn hear_all(&self, socket: &AsyncFd<UdpSocket>) {
-        // A failed disconnect leaves the socket connected; sends with an explicit address
-        // still work, so keep the flag to try again next time.
-        if self.connected.swap(false, Ordering::SeqCst)
-            && socket::disconnect(socket.get_ref()).is_err()
-        {
-            self.connected.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// Whether the socket still hears only the destination.
-    pub(super) fn is_connected(&self) -> bool {
-        self.connected.load(Ordering::SeqCst)
-    }
-}
-
-/// One non-blocking send to `target`, or to the connected peer for `None`. An ICMP error
-/// left on the socket by an earlier datagram fails the next send without sending it: that
-/// send is retried once.
-fn send_now(socket: &UdpSocket, data: &[u8], target: Option<SocketAddr>) -> io::Result<()> {
-    let once = || match target {
-        Some(peer) => socket.send_to(data, peer),
-        None => socket.send(data),
-    };
-    match once() {
-        Err(e) if reader::is_transient(&e) => once().map(drop),
-        sent => sent.map(drop),
-    }
 }
 
 /// Send once the socket has buffer space. The socket is registered for reading only, so
@@ -171,13 +108,13 @@ fn send_now(socket: &UdpSocket, data: &[u8], target: Option<SocketAddr>) -> io::
 async fn send_when_writable(
     socket: &AsyncFd<UdpSocket>,
     data: &[u8],
-    target: Option<SocketAddr>,
+    peer: SocketAddr,
 ) -> io::Result<()> {
     let writer = socket::readiness(socket.get_ref().try_clone()?, Interest::WRITABLE)?;
     loop {
         let mut ready = writer.writable().await?;
-        if let Ok(sent) = ready.try_io(|w| send_now(w.get_ref(), data, target)) {
-            return sent;
+        if let Ok(sent) = ready.try_io(|w| w.get_ref().send_to(data, peer)) {
+            return sent.map(|_| ());
         }
     }
 }

@@ -279,7 +279,6 @@ pub fn register(reg: &mut Registrar, _ctx: &BindContext) {
                 .map_or(Dynamic::UNIT, |d| Dynamic::from(tup(d)))
         })
         .register_get("is_running", |p: &mut ScriptPipe| p.pipe.is_running())
-        .register_get("hears_all", |p: &mut ScriptPipe| p.pipe.hears_all())
         .register_get("route", |p: &mut ScriptPipe| {
             p.route.clone().map_or(Dynamic::UNIT, Dynamic::from)
         })

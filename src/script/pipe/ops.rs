@@ -198,12 +198,6 @@ const CLOSE: Help = Help::method(
     "Close the pipe (a server also closes its clients); safe to call twice, the port is free when it returns.",
     "let s = echo_server(TCP, \"127.0.0.1\", 0); s.close(); s.is_running",
 );
-const HEAR_ALL: Help = Help::method(
-    "pipes",
-    &["pipe.hear_all()", "pipe.hears_all"],
-    "Make a UDP client receive from every sender, not only its destination (it does so by itself once it sends elsewhere or subscribes to another peer); hears_all says which it does.",
-    "let e = echo_server(UDP, \"127.0.0.1\", 0); let p = pipe_open(UDP, e.local); p.hear_all(); p.hears_all",
-);
 const ADD_MSG_CB: Help = Help::method(
     "pipes",
     &["pipe.add_msg_cb(|msg, client, pipe| ...)"],
@@ -346,9 +340,6 @@ pub fn register(reg: &mut Registrar) {
         &CLOSE,
         |ctx: NativeCallContext, p: &mut ScriptPipe| close(&ctx, p),
     )
-    .func("hear_all", &HEAR_ALL, |p: &mut ScriptPipe| {
-        p.pipe.hear_all()
-    })
     .func(
         "add_pipe",
         &ADD_PIPE,
