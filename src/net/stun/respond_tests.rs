@@ -18,6 +18,25 @@ fn request(opts: RequestOptions) -> Vec<u8> {
     opts.to_repr().unwrap().to_bytes().unwrap()
 }
 
+/// What the first of `four()` sockets answers to `bytes` from CLIENT over UDP.
+fn answer(bytes: &[u8]) -> Option<Reply> {
+    respond(
+        bytes,
+        addr(CLIENT),
+        addr("203.0.113.1:3478"),
+        &four(),
+        Transport::Udp,
+    )
+}
+
+/// A binding request followed by 8 raw bytes of attributes.
+fn request_with_attributes(raw: [u8; 8]) -> Vec<u8> {
+    let mut b = request(RequestOptions::binding());
+    b.extend_from_slice(&raw);
+    b[3] = 8;
+    b
+}
+
 fn parse(bytes: &[u8]) -> Repr {
     Repr::parse(&Packet::new_checked(bytes).unwrap()).unwrap()
 }
@@ -137,29 +156,15 @@ fn tcp_ignores_change_request() {
 fn response_port_redirects_reply() {
     let mut opts = RequestOptions::binding();
     opts.response_port = Some(5555);
-    let r = respond(
-        &request(opts),
-        addr(CLIENT),
-        addr("203.0.113.1:3478"),
-        &four(),
-        Transport::Udp,
-    )
-    .unwrap();
+    let r = answer(&request(opts)).unwrap();
     assert_eq!(r.to, addr("198.51.100.5:5555"));
 }
 
 #[test]
 fn unknown_required_attributes_get_420_listing_them() {
-    let mut b = request(RequestOptions::binding());
-    b.extend_from_slice(&[0x7f, 0x01, 0, 0, 0x00, 0x77, 0, 0]);
-    b[3] = 8;
-    let r = respond(
-        &b,
-        addr(CLIENT),
-        addr("203.0.113.1:3478"),
-        &four(),
-        Transport::Udp,
-    )
+    let r = answer(&request_with_attributes([
+        0x7f, 0x01, 0, 0, 0x00, 0x77, 0, 0,
+    ]))
     .unwrap();
     let m = parse(&r.bytes);
     assert_eq!(m.error_code.unwrap().code, 420);
@@ -168,43 +173,25 @@ fn unknown_required_attributes_get_420_listing_them() {
 
 #[test]
 fn silence_for_non_requests_and_garbage() {
-    let cfg = four();
-    let local = addr("203.0.113.1:3478");
-    assert!(
-        respond(
-            b"GET / HTTP/1.1\r\n\r\n",
-            addr(CLIENT),
-            local,
-            &cfg,
-            Transport::Udp
-        )
-        .is_none()
-    );
+    assert!(answer(b"GET / HTTP/1.1\r\n\r\n").is_none());
     let success = Repr::binding_success(TransactionId::random().unwrap())
         .to_bytes()
         .unwrap();
-    assert!(respond(&success, addr(CLIENT), local, &cfg, Transport::Udp).is_none());
+    assert!(answer(&success).is_none());
     let mut fp = Repr::binding_request(TransactionId::random().unwrap());
     fp.fingerprint = true;
     let mut b = fp.to_bytes().unwrap();
     let last = b.len() - 1;
     b[last] ^= 1;
-    assert!(respond(&b, addr(CLIENT), local, &cfg, Transport::Udp).is_none());
+    assert!(answer(&b).is_none());
 }
 
 #[test]
 fn malformed_known_attribute_gets_400() {
-    let mut b = request(RequestOptions::binding());
     // CHANGE-REQUEST with a 2-byte value.
-    b.extend_from_slice(&[0x00, 0x03, 0x00, 0x02, 0, 0, 0, 0]);
-    b[3] = 8;
-    let r = respond(
-        &b,
-        addr(CLIENT),
-        addr("203.0.113.1:3478"),
-        &four(),
-        Transport::Udp,
-    )
+    let r = answer(&request_with_attributes([
+        0x00, 0x03, 0x00, 0x02, 0, 0, 0, 0,
+    ]))
     .unwrap();
     assert_eq!(parse(&r.bytes).error_code.unwrap().code, 400);
 }

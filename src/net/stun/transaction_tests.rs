@@ -25,6 +25,17 @@ fn reply_to(request: &[u8], id_override: Option<TransactionId>) -> Vec<u8> {
     r.to_bytes().unwrap()
 }
 
+/// A binding request to SERVER started at `t0`: first RTO 100 ms, giving up after `limit`.
+fn binding(t0: Instant, limit: Duration) -> Transaction {
+    Transaction::new(
+        t0,
+        addr(SERVER),
+        RequestOptions::binding(),
+        Timing::new(ms(100), limit),
+    )
+    .unwrap()
+}
+
 /// Runs the machine with no replies, returning the send times (offsets from t0) and the end.
 fn run_silent(tx: &mut Transaction, t0: Instant) -> (Vec<Duration>, Duration) {
     let mut now = t0;
@@ -47,13 +58,7 @@ fn run_silent(tx: &mut Transaction, t0: Instant) -> (Vec<Duration>, Duration) {
 #[test]
 fn reply_ends_transaction_with_rtt() {
     let t0 = Instant::now();
-    let mut tx = Transaction::new(
-        t0,
-        addr(SERVER),
-        RequestOptions::binding(),
-        Timing::new(ms(100), ms(5000)),
-    )
-    .unwrap();
+    let mut tx = binding(t0, ms(5000));
     let req = tx.poll_transmit(t0).unwrap();
     assert!(
         tx.poll_transmit(t0).is_none(),
@@ -70,13 +75,7 @@ fn reply_ends_transaction_with_rtt() {
 #[test]
 fn wrong_txid_reply_is_ignored() {
     let t0 = Instant::now();
-    let mut tx = Transaction::new(
-        t0,
-        addr(SERVER),
-        RequestOptions::binding(),
-        Timing::new(ms(100), ms(5000)),
-    )
-    .unwrap();
+    let mut tx = binding(t0, ms(5000));
     let req = tx.poll_transmit(t0).unwrap();
     let other = TransactionId::random().unwrap();
     assert!(!tx.handle_datagram(
@@ -94,13 +93,7 @@ fn wrong_txid_reply_is_ignored() {
 #[test]
 fn spoofed_source_is_ignored() {
     let t0 = Instant::now();
-    let mut tx = Transaction::new(
-        t0,
-        addr(SERVER),
-        RequestOptions::binding(),
-        Timing::new(ms(100), ms(5000)),
-    )
-    .unwrap();
+    let mut tx = binding(t0, ms(5000));
     let req = tx.poll_transmit(t0).unwrap();
     let reply = reply_to(&req.contents, None);
     assert!(!tx.handle_datagram(t0, addr("198.51.100.66:3478"), &reply));
@@ -160,13 +153,7 @@ fn change_request_reply_must_come_from_changed_address() {
 #[test]
 fn retransmits_on_rfc5389_schedule_then_gives_up() {
     let t0 = Instant::now();
-    let mut tx = Transaction::new(
-        t0,
-        addr(SERVER),
-        RequestOptions::binding(),
-        Timing::new(ms(100), ms(60_000)),
-    )
-    .unwrap();
+    let mut tx = binding(t0, ms(60_000));
     let (sends, end) = run_silent(&mut tx, t0);
     // RFC 5389 §7.2.1 with RTO 100 ms: 0, 100, 300, 700, 1500, 3100, 6300, give up 1600 later.
     assert_eq!(sends, [0, 100, 300, 700, 1500, 3100, 6300].map(ms));
@@ -183,13 +170,7 @@ fn retransmits_on_rfc5389_schedule_then_gives_up() {
 #[test]
 fn deadline_cuts_the_schedule_short() {
     let t0 = Instant::now();
-    let mut tx = Transaction::new(
-        t0,
-        addr(SERVER),
-        RequestOptions::binding(),
-        Timing::new(ms(100), ms(1000)),
-    )
-    .unwrap();
+    let mut tx = binding(t0, ms(1000));
     let (sends, end) = run_silent(&mut tx, t0);
     assert_eq!(sends, [0, 100, 300, 700].map(ms));
     assert_eq!(end, ms(1000));
@@ -211,13 +192,7 @@ fn single_transmit_for_reliable_transports() {
 #[test]
 fn late_reply_after_timeout_is_ignored() {
     let t0 = Instant::now();
-    let mut tx = Transaction::new(
-        t0,
-        addr(SERVER),
-        RequestOptions::binding(),
-        Timing::new(ms(100), ms(250)),
-    )
-    .unwrap();
+    let mut tx = binding(t0, ms(250));
     let req = tx.poll_transmit(t0).unwrap();
     tx.handle_timeout(t0 + ms(250));
     assert!(matches!(tx.outcome(), Some(Err(_))));
