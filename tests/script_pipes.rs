@@ -9,7 +9,7 @@
 mod common;
 
 use common::netns::{Netns, cannot_run};
-use p2pd::script::{Cancel, Session, SessionOptions, Sink};
+use p2pd::script::Sink;
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -30,36 +30,12 @@ impl Sink for ThreadSink {
     }
 }
 
-struct Shell {
-    session: Session,
-    sink: Arc<ThreadSink>,
-    _rt: tokio::runtime::Runtime,
-}
+type Shell = common::Shell<ThreadSink>;
 
-/// `TCP`/`UDP`/`IP4`/`IP6` as P2PD numbers them, for branches where the interface
-/// bindings (which define them as constants) are not there; scope values take precedence
-/// over constants, so this is harmless where they are.
-const PRELUDE: &str = "let TCP = 1; let UDP = 2; let IP4 = 2; let IP6 = 10;";
-
+/// A session with P2PD's LO/AF for the family, two runtime workers (so a callback running
+/// elsewhere than the script thread would show).
 fn shell(v6: bool) -> Shell {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let sink = Arc::new(ThreadSink::default());
-    let session = Session::new(
-        rt.handle().clone(),
-        Cancel::new(),
-        sink.clone(),
-        SessionOptions::default(),
-    );
-    let mut s = Shell {
-        session,
-        sink,
-        _rt: rt,
-    };
-    s.run(PRELUDE);
+    let mut s = Shell::new(Arc::new(ThreadSink::default()), 2);
     let lo = if v6 { "::1" } else { "127.0.0.1" };
     s.run(&format!(
         "let LO = \"{lo}\"; let AF = {};",
@@ -68,28 +44,13 @@ fn shell(v6: bool) -> Shell {
     s
 }
 
-impl Shell {
-    fn run(&mut self, src: &str) {
-        if let Err(e) = self.session.eval(src) {
-            panic!("{src}\n{}", e.render("<test>", src));
-        }
-    }
-    fn echo(&mut self, src: &str) -> String {
-        match self.session.eval_line(src) {
-            Ok(v) => v.unwrap_or_default(),
-            Err(e) => panic!("{src}\n{}", e.render("<test>", src)),
-        }
-    }
-    fn error(&mut self, src: &str) -> String {
-        self.session.eval_line(src).expect_err(src).message
-    }
-    /// The printed lines so far, emptied.
-    fn printed(&self) -> Vec<(ThreadId, String)> {
-        std::mem::take(&mut *self.sink.lines.lock().unwrap())
-    }
-    fn texts(&self) -> Vec<String> {
-        self.printed().into_iter().map(|(_, t)| t).collect()
-    }
+/// The printed lines so far, emptied.
+fn printed_lines(s: &Shell) -> Vec<(ThreadId, String)> {
+    std::mem::take(&mut *s.sink.lines.lock().unwrap())
+}
+
+fn texts(s: &Shell) -> Vec<String> {
+    printed_lines(s).into_iter().map(|(_, t)| t).collect()
 }
 
 macro_rules! both_families {
@@ -264,13 +225,13 @@ fn callbacks_run_on_the_script_thread(v6: bool) {
     s.run(r#"srv.add_up_cb(|m, c, p| { seen.push(`up ${m == ()}`); print("up") });"#);
     s.run(r#"srv.add_msg_cb(|m, c, p| { seen.push(`msg ${m}`); print("msg"); p.send(m + "!") });"#);
     s.run(r#"srv.add_end_cb(|m, c, p| { seen.push(`end ${c == ()}`); print("end") });"#);
-    s.printed();
+    printed_lines(&s);
     s.run(r#"let c = pipe_open(TCP, srv.local); c.send("hi");"#);
     // The reply proves the callback ran (and could itself await a send) during this recv.
     assert_eq!(s.echo("c.recv(2)"), "b'hi!'");
     s.run("c.close(); sleep(0.3);");
     assert_eq!(s.echo("seen"), r#"["up true", "msg b'hi'", "end false"]"#);
-    let printed = s.printed();
+    let printed = printed_lines(&s);
     assert_eq!(printed.len(), 3, "{printed:?}");
     assert!(
         printed.iter().all(|(t, _)| *t == me),
@@ -284,7 +245,7 @@ fn callbacks_run_on_the_script_thread(v6: bool) {
     s.run(r#"srv.add_up_cb(|m, c, p| throw "boom");"#);
     s.run("let d = pipe_open(TCP, srv.local); sleep(0.3);");
     assert!(
-        s.texts()
+        texts(&s)
             .iter()
             .any(|t| t.contains("callback error") && t.contains("boom")),
         "callback errors reach the sink"
@@ -299,7 +260,7 @@ fn callbacks_run_while_idle(v6: bool) {
     // The line is over; the message is handled while the shell waits for the next one.
     s.session
         .idle(async { tokio::time::sleep(Duration::from_millis(300)).await });
-    let printed = s.printed();
+    let printed = printed_lines(&s);
     assert!(
         printed
             .iter()

@@ -6,36 +6,51 @@
 
 pub mod netns;
 
-use p2pd::script::{Cancel, MemorySink, Session, SessionOptions};
+use p2pd::script::{Cancel, MemorySink, Session, SessionOptions, Sink};
 use std::sync::Arc;
 
-pub struct Shell {
+/// A session, the sink its output goes to, and the runtime it runs on.
+pub struct Shell<S = MemorySink> {
     pub session: Session,
-    pub sink: Arc<MemorySink>,
+    pub sink: Arc<S>,
     _rt: tokio::runtime::Runtime,
 }
 
+/// A session with output kept in memory, on one runtime worker.
 pub fn shell() -> Shell {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let sink = Arc::new(MemorySink::default());
-    let session = Session::new(
-        rt.handle().clone(),
-        Cancel::new(),
-        sink.clone(),
-        SessionOptions::default(),
-    );
-    Shell {
-        session,
-        sink,
-        _rt: rt,
+    Shell::new(Arc::new(MemorySink::default()), 1)
+}
+
+impl<S: Sink + 'static> Shell<S> {
+    /// A session printing into `sink`, on a runtime with `workers` worker threads.
+    pub fn new(sink: Arc<S>, workers: usize) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .unwrap();
+        let session = Session::new(
+            rt.handle().clone(),
+            Cancel::new(),
+            sink.clone(),
+            SessionOptions::default(),
+        );
+        Shell {
+            session,
+            sink,
+            _rt: rt,
+        }
     }
 }
 
-impl Shell {
+impl<S> Shell<S> {
+    /// Runs `src` as a script; panics (with the rendered error) if it fails.
+    pub fn run(&mut self, src: &str) {
+        if let Err(e) = self.session.eval(src) {
+            panic!("{src}\n{}", e.render("<test>", src));
+        }
+    }
+
     /// What the REPL would echo for `src`; panics (with the rendered error) if it fails.
     pub fn echo(&mut self, src: &str) -> String {
         match self.session.eval_line(src) {
