@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::netns::{Netns, cannot_run};
-use p2pd::script::Sink;
+use common::netns::{Netns, cannot_run, printed};
+use p2pd::script::{SessionOptions, Sink};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -35,7 +35,11 @@ type Shell = common::Shell<ThreadSink>;
 /// A session with P2PD's LO/AF for the family, two runtime workers (so a callback running
 /// elsewhere than the script thread would show).
 fn shell(v6: bool) -> Shell {
-    let mut s = Shell::new(Arc::new(ThreadSink::default()), 2);
+    let mut s = Shell::new(
+        Arc::new(ThreadSink::default()),
+        2,
+        SessionOptions::default(),
+    );
     let lo = if v6 { "::1" } else { "127.0.0.1" };
     s.run(&format!(
         "let LO = \"{lo}\"; let AF = {};",
@@ -493,22 +497,6 @@ fn bad_callback_arguments_are_named(v6: bool) {
     s.run(r#"let v = pipe_open(UDP, ok.local); v.send("named");"#);
     assert_eq!(s.echo("v.recv(2)"), "b'named'");
     assert_eq!(s.echo("ok.is_running && keep == 1"), "true");
-}
-
-/// The route part of what a script printed as `name=value`, from the binary's stdout.
-fn printed(out: &std::process::Output, name: &str) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let prefix = format!("{name}=");
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| {
-            panic!(
-                "no {name}= line; stdout:\n{stdout}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
-        .to_string()
 }
 
 #[test]

@@ -18,23 +18,22 @@ pub struct Shell<S = MemorySink> {
 
 /// A session with output kept in memory, on one runtime worker.
 pub fn shell() -> Shell {
-    Shell::new(Arc::new(MemorySink::default()), 1)
+    Shell::new(
+        Arc::new(MemorySink::default()),
+        1,
+        SessionOptions::default(),
+    )
 }
 
 impl<S: Sink + 'static> Shell<S> {
     /// A session printing into `sink`, on a runtime with `workers` worker threads.
-    pub fn new(sink: Arc<S>, workers: usize) -> Self {
+    pub fn new(sink: Arc<S>, workers: usize, opts: SessionOptions) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .enable_all()
             .build()
             .unwrap();
-        let session = Session::new(
-            rt.handle().clone(),
-            Cancel::new(),
-            sink.clone(),
-            SessionOptions::default(),
-        );
+        let session = Session::new(rt.handle().clone(), Cancel::new(), sink.clone(), opts);
         Shell {
             session,
             sink,

@@ -152,3 +152,19 @@ impl Drop for Netns {
         }
     }
 }
+
+/// The value a script printed as a `name=value` line, from the binary's stdout.
+pub fn printed(out: &Output, name: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!("{name}=");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| {
+            panic!(
+                "no {name}= line; stdout:\n{stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+        .to_string()
+}
