@@ -55,7 +55,10 @@ pub fn cannot_run(test: &str, why: &str) {
     if in_ci() {
         panic!("{test}: {why} (CI is set, so this is a failure)");
     }
-    eprintln!("\n*** SKIP {test}: {why} ***\n");
+    // Straight to the stderr handle: libtest captures `eprintln!` of passing tests, and a
+    // skip must be seen.
+    let line = format!("\n*** SKIP {test}: {why} ***\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 
 pub fn is_root() -> bool {
