@@ -237,16 +237,22 @@ pub fn default_route(family: Family, omitted: &Omitted) -> Res<Route> {
 
 /// An IP literal or `[ip, port]` to bind, of `family`.
 fn literal_bind(route: &Dynamic, family: Family) -> Res<SocketAddr> {
-    let addr = if route.is_string() {
-        let text = route.clone().into_string().unwrap_or_default();
-        let ip = text
-            .trim()
-            .parse::<IpAddr>()
-            .map_err(|_| error("value", format!("{text:?} is not an IP address to bind")))?;
-        SocketAddr::new(ip, 0)
-    } else if route.is_array() {
-        peer(route)?
-    } else {
+    let addr = literal_addr(route)?;
+    if Family::of(&addr.ip()) != family {
+        return Err(error(
+            "family",
+            format!("cannot bind {addr} for an {family} destination"),
+        ));
+    }
+    Ok(addr)
+}
+
+/// An IP literal (any port) or `[ip, port]` given as a route.
+fn literal_addr(route: &Dynamic) -> Res<SocketAddr> {
+    if route.is_array() {
+        return peer(route);
+    }
+    let Ok(text) = route.clone().into_string() else {
         return Err(error(
             "type",
             format!(
@@ -255,13 +261,11 @@ fn literal_bind(route: &Dynamic, family: Family) -> Res<SocketAddr> {
             ),
         ));
     };
-    if Family::of(&addr.ip()) != family {
-        return Err(error(
-            "family",
-            format!("cannot bind {addr} for an {family} destination"),
-        ));
-    }
-    Ok(addr)
+    let ip = text
+        .trim()
+        .parse::<IpAddr>()
+        .map_err(|_| error("value", format!("{text:?} is not an IP address to bind")))?;
+    Ok(SocketAddr::new(ip, 0))
 }
 
 fn route_bind(route: &Route, family: Family) -> Res<(SocketAddr, Route)> {
@@ -286,18 +290,12 @@ fn route_bind(route: &Route, family: Family) -> Res<(SocketAddr, Route)> {
     Ok((addr, bound))
 }
 
-/// The family a pipe uses: the route's, else the destination's, else IPv4.
-pub fn pipe_family(route: &Dynamic, dest_family: Option<Family>) -> Res<Option<Family>> {
-    if let Some(f) = family_of(route).ok().flatten() {
-        return Ok(Some(f));
-    }
+/// The family the route argument decides, if it decides one (`()` does not).
+pub fn pipe_family(route: &Dynamic) -> Res<Option<Family>> {
     if route.is_string() || route.is_array() {
-        let addr = literal_bind(route, Family::V4).or_else(|_| literal_bind(route, Family::V6))?;
-        return Ok(Some(Family::of(&addr.ip())));
+        return Ok(Some(Family::of(&literal_addr(route)?.ip())));
     }
-    // Surface a bad route argument's own error.
-    family_of(route)?;
-    Ok(dest_family)
+    family_of(route)
 }
 
 /// A subscription key: a regex (text or bytes, `()` = everything) and a peer filter
@@ -435,7 +433,7 @@ mod tests {
         assert_eq!(addr, "0.0.0.0:4000".parse().unwrap());
         assert!(local_bind(&Dynamic::from(route.clone()), Family::V6, &none).is_err());
         assert_eq!(
-            pipe_family(&Dynamic::from(route), None).unwrap(),
+            pipe_family(&Dynamic::from(route)).unwrap(),
             Some(Family::V4)
         );
         let (addr, r) = local_bind(&Dynamic::from(10 as INT), Family::V6, &none).unwrap();

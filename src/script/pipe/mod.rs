@@ -164,7 +164,7 @@ fn open(
     } else {
         Some(Dest::parse(&given.dest)?)
     };
-    let route_family = args::pipe_family(&route, None)?;
+    let route_family = args::pipe_family(&route)?;
     let dest = match dest {
         Some(d) => {
             let resolver = resolver.clone();
@@ -211,7 +211,7 @@ fn open(
 fn echo(ctx: &NativeCallContext, proto: Dynamic, route: Dynamic, port: INT) -> Res<ScriptPipe> {
     let proto = args::proto(&proto)?;
     let port = address::port(port, "echo_server port")?;
-    let family = args::pipe_family(&route, None)?.unwrap_or(Family::V4);
+    let family = args::pipe_family(&route)?.unwrap_or(Family::V4);
     let suggest = |r: &str| format!("echo_server({proto}, {r}, {port})");
     let omitted = Omitted {
         dest: None,
