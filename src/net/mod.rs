@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod config;
+mod icmp;
 pub mod interface;
 pub mod ip_range;
 pub mod nat;

@@ -25,6 +25,7 @@ use tokio::sync::{Mutex as AsyncMutex, Notify, RwLock};
 
 use super::inbound::take_read;
 use super::{Inner, Pipe};
+use crate::net::icmp::is_transient;
 
 /// How long the task keeps away after a `recv` caller read. Only delays queueing for a
 /// pipe whose reader just went quiet; observers and links are never kept waiting.
@@ -93,16 +94,6 @@ impl Source {
             };
         }
     }
-}
-
-/// ICMP errors surfacing on a UDP socket concern one earlier datagram, not the socket.
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
 }
 
 /// What the reading side of a pipe shares between its task and `recv` callers.

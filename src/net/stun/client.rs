@@ -6,6 +6,7 @@
 
 use super::transaction::{DEFAULT_RTO, RequestOptions, Response, Timing, Transaction};
 use super::{Class, Repr, packet};
+use crate::net::icmp::is_transient;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -179,8 +180,7 @@ pub async fn bindings(
                     }
                 }
                 // ICMP errors surface here on some systems; they are not our reply.
-                Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionRefused
-                    | io::ErrorKind::ConnectionReset | io::ErrorKind::Interrupted) => {}
+                Err(e) if is_transient(&e) => {}
                 Err(e) => {
                     return slots.into_iter().map(|slot| finish_slot(slot, local, Some(&e))).collect();
                 }

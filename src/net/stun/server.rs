@@ -5,6 +5,7 @@
 
 use super::packet::{HEADER_LEN, message_len};
 use super::respond::{ServerConfig, Transport, respond};
+use crate::net::icmp::is_transient;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -130,7 +131,15 @@ async fn serve_udp(sockets: Arc<Vec<UdpSocket>>, index: usize, config: Arc<Serve
     let Some(socket) = sockets.get(index) else {
         return;
     };
-    let Ok(local) = socket.local_addr() else {
+    // Bound addresses never change: asked once, not per reply.
+    let Ok(addrs) = sockets
+        .iter()
+        .map(UdpSocket::local_addr)
+        .collect::<io::Result<Vec<_>>>()
+    else {
+        return;
+    };
+    let Some(&local) = addrs.get(index) else {
         return;
     };
     let mut buf = vec![0u8; 2048];
@@ -138,16 +147,7 @@ async fn serve_udp(sockets: Arc<Vec<UdpSocket>>, index: usize, config: Arc<Serve
         let (n, from) = match socket.recv_from(&mut buf).await {
             Ok(r) => r,
             // ICMP errors from earlier replies, or a signal: keep serving.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::ConnectionRefused
-                        | io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
+            Err(e) if is_transient(&e) => continue,
             Err(_) => return,
         };
         let Some(reply) = respond(
@@ -159,9 +159,10 @@ async fn serve_udp(sockets: Arc<Vec<UdpSocket>>, index: usize, config: Arc<Serve
         ) else {
             continue;
         };
-        let sender = sockets
+        let sender = addrs
             .iter()
-            .find(|s| s.local_addr().is_ok_and(|a| a == reply.from));
+            .position(|a| *a == reply.from)
+            .and_then(|i| sockets.get(i));
         if let Some(sender) = sender {
             // A failed send (unreachable client) concerns that client only.
             let _ = sender.send_to(&reply.bytes, reply.to).await;
