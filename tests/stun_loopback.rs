@@ -3,9 +3,11 @@
 //! combination by the real source address and by RESPONSE-ORIGIN/SOURCE-ADDRESS, RFC 3489
 //! mode, TCP, one socket shared by concurrent probes, and bounded failure against silence.
 
+use p2pd::net::config::{StunServer as ServerEntry, StunSource};
+use p2pd::net::interface::external::{self, QueryError};
 use p2pd::net::stun::{
     self, Accept, ChangeRequest, RequestOptions, ServerSockets, StunServer, binding, binding_tcp,
-    bindings, client, lookup,
+    bindings, client,
 };
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -231,25 +233,19 @@ async fn single_address_server_refuses_change_requests() {
 async fn lookup_accepts_names_and_addresses() {
     let server = four_address_server().await;
     let primary = server.local_addrs()[0];
-    let by_addr = lookup(primary, addr("127.0.0.1:0"), TIMEOUT).await.unwrap();
+    let query = |entry: String| async move {
+        let entry = ServerEntry::parse(&entry, StunSource::Explicit).unwrap();
+        external::query(&entry, addr("127.0.0.1:0"), TIMEOUT, TIMEOUT, RTO).await
+    };
+    let by_addr = query(primary.to_string()).await.unwrap();
     assert_eq!(by_addr.server, primary);
     assert_eq!(by_addr.mapped, by_addr.local);
-    let by_name = lookup(
-        format!("localhost:{}", primary.port()),
-        addr("127.0.0.1:0"),
-        TIMEOUT,
-    )
-    .await
-    .unwrap();
+    let by_name = query(format!("localhost:{}", primary.port()))
+        .await
+        .unwrap();
     assert_eq!(by_name.server, primary);
-    let err = lookup(
-        "name.invalid:3478",
-        addr("127.0.0.1:0"),
-        Duration::from_secs(2),
-    )
-    .await
-    .unwrap_err();
-    assert!(matches!(err, client::Error::Resolve { .. }), "{err}");
+    let err = query("name.invalid:3478".into()).await.unwrap_err();
+    assert!(matches!(err, QueryError::Resolve(_)), "{err}");
 }
 
 #[tokio::test]

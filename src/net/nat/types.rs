@@ -81,19 +81,6 @@ impl NatType {
             NatType::BlockedNat => "unknown (all responses blocked)",
         }
     }
-
-    /// The short name P2PD's demo prints.
-    pub fn short_name(self) -> &'static str {
-        match self {
-            NatType::OpenInternet => "open internet",
-            NatType::SymmetricUdpFirewall => "udp firewall",
-            NatType::FullCone => "full cone",
-            NatType::RestrictNat => "restrict",
-            NatType::RestrictPortNat => "restrict port",
-            NatType::SymmetricNat => "symmetric",
-            NatType::BlockedNat => "blocked",
-        }
-    }
 }
 
 impl fmt::Display for NatType {

@@ -4,14 +4,14 @@
 //! are told apart by transaction id); `binding` is the single case; `lookup` is the
 //! "what is my external address" convenience.
 
-use super::transaction::{DEFAULT_RTO, RequestOptions, Response, Timing, Transaction};
+use super::transaction::{RequestOptions, Response, Timing, Transaction};
 use super::{Class, Repr, packet};
 use crate::net::icmp::is_transient;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream, ToSocketAddrs, UdpSocket};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
 /// Why a STUN exchange gave no usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -47,9 +47,6 @@ pub enum Error {
         server: SocketAddr,
         source: super::Error,
     },
-    /// The server name did not resolve to an address of the local socket's family.
-    #[error("cannot resolve STUN server {server}: {reason}")]
-    Resolve { server: String, reason: String },
 }
 
 /// A successful Binding exchange.
@@ -329,53 +326,11 @@ pub async fn binding_tcp(
     binding_tcp_stream(&mut stream, req, left).await
 }
 
-/// The result of `lookup`: our external address as one server sees it.
+/// Our external address as one server sees it (`interface::external::query`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lookup {
     pub mapped: SocketAddr,
     pub rtt: Duration,
     pub server: SocketAddr,
     pub local: SocketAddr,
-}
-
-/// Resolves `server` ("host:port" or a `SocketAddr`) to an address of `local`'s family, binds
-/// a UDP socket on `local` and runs one plain Binding with the LAN-suited `DEFAULT_RTO`.
-/// Name resolution and the exchange share `timeout`. The socket closes on return.
-pub async fn lookup<S>(server: S, local: SocketAddr, timeout: Duration) -> Result<Lookup, Error>
-where
-    S: ToSocketAddrs + std::fmt::Display,
-{
-    let started = Instant::now();
-    let name = server.to_string();
-    let resolve_err = |reason: String| Error::Resolve {
-        server: name.clone(),
-        reason,
-    };
-    let addrs = match tokio::time::timeout(timeout, tokio::net::lookup_host(server)).await {
-        Ok(Ok(addrs)) => addrs.collect::<Vec<_>>(),
-        Ok(Err(e)) => return Err(resolve_err(e.to_string())),
-        Err(_) => return Err(resolve_err(format!("no answer within {timeout:?}"))),
-    };
-    let server = addrs
-        .into_iter()
-        .find(|a| a.is_ipv4() == local.is_ipv4())
-        .ok_or_else(|| resolve_err(format!("no address of the same family as {local}")))?;
-    let socket = UdpSocket::bind(local)
-        .await
-        .map_err(io_err("bind", local))?;
-    let left = timeout.saturating_sub(started.elapsed());
-    let r = binding(
-        &socket,
-        server,
-        RequestOptions::binding(),
-        DEFAULT_RTO,
-        left,
-    )
-    .await?;
-    Ok(Lookup {
-        mapped: r.mapped,
-        rtt: r.rtt,
-        server,
-        local: r.local,
-    })
 }

@@ -25,9 +25,7 @@ mod transaction;
 
 pub use attribute::{AttrType, Attribute, ChangeRequest, ErrorCode, u16_list};
 pub use client::Error as ClientError;
-pub use client::{
-    BindingResponse, Lookup, binding, binding_tcp, binding_tcp_stream, bindings, lookup,
-};
+pub use client::{BindingResponse, Lookup, binding, binding_tcp, binding_tcp_stream, bindings};
 pub use error::Error;
 pub use fingerprint::{FINGERPRINT_XOR, crc32};
 pub use header::{Class, MAGIC_COOKIE, Method, TransactionId, message_type, split_message_type};
