@@ -339,7 +339,7 @@ impl IpRange {
 }
 
 /// Python's `slice.indices(len)` for step 1, as `[front, back)`.
-fn py_slice(start: Option<i128>, stop: Option<i128>, len: u128) -> (u128, u128) {
+pub(crate) fn py_slice(start: Option<i128>, stop: Option<i128>, len: u128) -> (u128, u128) {
     let clamp = |i: i128| -> u128 {
         if i < 0 {
             len.saturating_sub(i.unsigned_abs())

@@ -8,7 +8,7 @@
 use serde_json::Value;
 
 use super::{Error, Route};
-use crate::net::ip_range::IpRange;
+use crate::net::ip_range::{IpRange, py_slice};
 
 /// Routes of one family plus the NIC's IPv6 link-locals.
 #[derive(Debug, Clone, Default)]
@@ -91,16 +91,7 @@ impl RoutePool {
 
     /// `pool[start:stop]` with Python's clamping.
     pub fn slice(&self, start: Option<i128>, stop: Option<i128>) -> PoolIter<'_> {
-        let len = self.len();
-        let clamp = |i: i128| {
-            if i < 0 {
-                len.saturating_sub(i.unsigned_abs())
-            } else {
-                i.unsigned_abs().min(len)
-            }
-        };
-        let front = start.map_or(0, clamp);
-        let back = stop.map_or(len, clamp).max(front);
+        let (front, back) = py_slice(start, stop, self.len());
         PoolIter {
             pool: self,
             front,
