@@ -175,7 +175,7 @@ pub fn build_routes(
         .map(|r| r.with_interface(iface.cloned()))
         .collect();
     Built {
-        pool: RoutePool::new(routes, link_locals),
+        pool: RoutePool::new(routes),
         warnings,
     }
 }

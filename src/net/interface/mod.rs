@@ -252,7 +252,7 @@ impl Interface {
             .cloned()
             .map(|r| r.with_interface(Some(iface.clone())))
             .collect();
-        self.rp[slot(family)] = RoutePool::new(routes, pool.link_locals().to_vec());
+        self.rp[slot(family)] = RoutePool::new(routes);
     }
 
     /// Families with at least one route, IPv4 first (P2PD's `supported()`).

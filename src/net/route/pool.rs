@@ -10,20 +10,18 @@ use serde_json::Value;
 use super::{Error, Route};
 use crate::net::ip_range::{IpRange, py_slice};
 
-/// Routes of one family plus the NIC's IPv6 link-locals.
+/// Routes of one family (each carrying the NIC's IPv6 link-locals).
 #[derive(Debug, Clone, Default)]
 pub struct RoutePool {
     routes: Vec<Route>,
-    link_locals: Vec<IpRange>,
     /// Next host `pop` hands out.
     pop_pointer: u128,
 }
 
 impl RoutePool {
-    pub fn new(routes: Vec<Route>, link_locals: Vec<IpRange>) -> RoutePool {
+    pub fn new(routes: Vec<Route>) -> RoutePool {
         RoutePool {
             routes,
-            link_locals,
             pop_pointer: 0,
         }
     }
@@ -33,8 +31,13 @@ impl RoutePool {
         &self.routes
     }
 
+    /// The NIC's IPv6 link-locals, as the routes carry them.
     pub fn link_locals(&self) -> &[IpRange] {
-        &self.link_locals
+        self.routes
+            .iter()
+            .map(Route::link_local_ips)
+            .find(|l| !l.is_empty())
+            .unwrap_or_default()
     }
 
     /// Total external hosts across all routes (not the number of routes), as P2PD's `len`.
@@ -183,12 +186,7 @@ impl RoutePool {
             .iter()
             .map(Route::from_value)
             .collect::<Result<_, _>>()?;
-        let link_locals = routes
-            .iter()
-            .find(|r| !r.link_local_ips().is_empty())
-            .map(|r| r.link_local_ips().to_vec())
-            .unwrap_or_default();
-        Ok(RoutePool::new(routes, link_locals))
+        Ok(RoutePool::new(routes))
     }
 }
 

@@ -70,7 +70,7 @@ fn route_ops() {
     assert_eq!(r1.ext(), Some(ip("8.8.8.8")));
     assert_eq!(r1.link_local(), None);
 
-    let pool = RoutePool::new(vec![r1.clone(), r3.clone(), r4.clone()], vec![]);
+    let pool = RoutePool::new(vec![r1.clone(), r3.clone(), r4.clone()]);
     assert!(pool.contains(&r2));
     assert!(pool.contains(&ip("7.7.7.7")));
     let other = pool.other_than(&r1).expect("another route");
@@ -94,7 +94,7 @@ fn pool_indexing_example() {
         v4("192.168.0.2", "7.7.7.0/24"),
         v4("192.168.0.3", "9.9.9.9"),
     ];
-    let mut pool = RoutePool::new(routes, vec![]);
+    let mut pool = RoutePool::new(routes);
     let ext = |x: Option<Route>| x.and_then(|x| x.ext());
     assert_eq!(pool.len(), 511);
     assert_eq!(ext(pool.get(10)), Some(ip("8.8.8.11")));
@@ -122,7 +122,7 @@ fn pool_indexing_example() {
             .all(|(a, b)| a.identical(b))
     );
 
-    let mut one = RoutePool::new(vec![v4("10.0.0.1", "1.3.3.7")], vec![]);
+    let mut one = RoutePool::new(vec![v4("10.0.0.1", "1.3.3.7")]);
     assert!(one.pop().is_ok());
     assert_eq!(one.pop().err(), Some(Error::NoMoreRoutes));
     assert!(RoutePool::default().get(0).is_none());
