@@ -19,7 +19,7 @@ use super::error::error;
 use super::interface::InterfaceHandle;
 use super::registry::{Help, Registrar};
 use crate::net::address::{self, Address, Family, ResolveOptions};
-use crate::net::interface::NetIfaces;
+use crate::net::interface::Gateways;
 use crate::net::route::Route;
 use rhai::{Array, Dynamic, EvalAltResult, INT, NativeCallContext};
 use std::net::{IpAddr, SocketAddr};
@@ -78,9 +78,9 @@ fn literal_family(host: &str) -> Option<Family> {
 
 /// IPv4 first unless only IPv6 has a default route (an IPv6-only host).
 fn preferred_families() -> Vec<Family> {
-    let v6_only = NetIfaces::load().is_ok_and(|net| {
-        net.default_interface(Family::V4).is_none() && net.default_interface(Family::V6).is_some()
-    });
+    // Only the routing tables: the interface list is not needed for this.
+    let defaults = Gateways::load().default;
+    let v6_only = !defaults.contains_key(&Family::V4) && defaults.contains_key(&Family::V6);
     if v6_only {
         vec![Family::V6, Family::V4]
     } else {

@@ -91,6 +91,15 @@ impl Gateways {
         }
         gw
     }
+
+    /// The kernel's routing tables now: enough to know the default routes without listing
+    /// every interface.
+    pub fn load() -> Gateways {
+        Gateways::from_routes(
+            &sysroute::read_routes(Family::V4),
+            &sysroute::read_routes(Family::V6),
+        )
+    }
 }
 
 /// Why the snapshot could not be taken.
@@ -124,14 +133,8 @@ impl NetIfaces {
             };
             (i.name, i.index, addr)
         });
-        let mut net = NetIfaces::from_parts(
-            sysroute::read_sys_interfaces(),
-            entries,
-            Gateways::from_routes(
-                &sysroute::read_routes(Family::V4),
-                &sysroute::read_routes(Family::V6),
-            ),
-        );
+        let mut net =
+            NetIfaces::from_parts(sysroute::read_sys_interfaces(), entries, Gateways::load());
         for nic in &mut net.nics {
             nic.mac = sysroute::read_mac(&nic.name);
         }
