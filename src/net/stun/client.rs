@@ -4,13 +4,14 @@
 //! are told apart by transaction id); `binding` is the single case; `lookup` is the
 //! "what is my external address" convenience.
 
+use super::framing::read_message;
 use super::transaction::{RequestOptions, Response, Timing, Transaction};
-use super::{Class, Repr, packet};
+use super::{Class, Repr};
 use crate::net::icmp::is_transient;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
 /// Why a STUN exchange gave no usable answer.
@@ -258,17 +259,8 @@ pub async fn binding_tcp_stream(
                 .map_err(io_err("write", server))?;
         }
         loop {
-            let mut header = [0u8; packet::HEADER_LEN];
-            stream
-                .read_exact(&mut header)
-                .await
-                .map_err(io_err("read", server))?;
-            let total = packet::message_len(&header).unwrap_or(packet::HEADER_LEN);
-            let mut message = header.to_vec();
-            message.resize(total, 0);
-            let body = message.get_mut(packet::HEADER_LEN..).unwrap_or(&mut []);
-            stream
-                .read_exact(body)
+            // The whole exchange is bounded below.
+            let message = read_message(stream, None)
                 .await
                 .map_err(io_err("read", server))?;
             if tx.handle_datagram(Instant::now(), server, &message) {

@@ -14,6 +14,7 @@ mod attribute;
 pub mod client;
 mod error;
 mod fingerprint;
+mod framing;
 mod header;
 mod packet;
 mod repr;

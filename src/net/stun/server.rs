@@ -3,14 +3,14 @@
 //! Shaped like mini-redis `server::run`: `ServerSockets::bind` then `run_until(shutdown)`, so
 //! tests bind port 0; `StunServer` wraps that in a spawned task that closes on `close` or drop.
 
-use super::packet::{HEADER_LEN, message_len};
+use super::framing::read_message;
 use super::respond::{ServerConfig, Transport, respond};
 use crate::net::icmp::is_transient;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinSet;
 
@@ -196,19 +196,13 @@ async fn serve_connection(mut stream: TcpStream, from: SocketAddr, config: Arc<S
     };
     let idle = config.tcp_idle_timeout;
     loop {
-        let mut header = [0u8; HEADER_LEN];
-        match tokio::time::timeout(idle, stream.read_exact(&mut header)).await {
-            Ok(Ok(_)) => {}
-            _ => return,
-        }
-        let mut message = header.to_vec();
-        message.resize(message_len(&header).unwrap_or(HEADER_LEN), 0);
-        let body = message.get_mut(HEADER_LEN..).unwrap_or(&mut []);
-        match tokio::time::timeout(idle, stream.read_exact(body)).await {
-            Ok(Ok(_)) => {}
-            _ => return,
-        }
-        if super::split_message_type(u16::from_be_bytes([header[0], header[1]])).is_err() {
+        let Ok(message) = read_message(&mut stream, Some(idle)).await else {
+            return;
+        };
+        let (Some(&a), Some(&b)) = (message.first(), message.get(1)) else {
+            return;
+        };
+        if super::split_message_type(u16::from_be_bytes([a, b])).is_err() {
             return;
         }
         if let Some(reply) = respond(&message, from, local, &config, Transport::Tcp)
