@@ -193,20 +193,14 @@ impl Pipe {
                 return;
             }
         }
-        self.queue(peer, data);
+        queue_in(inner, server.as_deref(), peer, data);
     }
 
     /// Queue a message in every matching subscription of this pipe and, for an accepted
     /// client, of its server; wake `recv` callers if any took it.
     pub(super) fn queue(&self, peer: SocketAddr, data: Vec<u8>) {
-        let inner = &self.inner;
-        match inner.parent.upgrade().filter(|s| has_subs(s)) {
-            Some(server) => {
-                deliver(inner, peer, data.clone());
-                deliver(&server, peer, data);
-            }
-            None => deliver(inner, peer, data),
-        }
+        let server = self.inner.parent.upgrade();
+        queue_in(&self.inner, server.as_deref(), peer, data);
     }
 
     /// Send `data` on into this pipe's links and, for an accepted client, its server's.
@@ -228,6 +222,17 @@ fn live_links(inner: &Inner) -> Vec<Pipe> {
         .filter_map(Weak::upgrade)
         .map(|inner| Pipe { inner })
         .collect()
+}
+
+/// [`Pipe::queue`] with the server already looked up.
+fn queue_in(inner: &Inner, server: Option<&Inner>, peer: SocketAddr, data: Vec<u8>) {
+    match server.filter(|s| has_subs(s)) {
+        Some(server) => {
+            deliver(inner, peer, data.clone());
+            deliver(server, peer, data);
+        }
+        None => deliver(inner, peer, data),
+    }
 }
 
 fn has_subs(inner: &Inner) -> bool {
