@@ -63,7 +63,7 @@ pub struct Bridge {
     jobs_tx: mpsc::UnboundedSender<Job>,
     /// Only the script thread receives; the mutex just makes `Bridge` shareable.
     jobs_rx: Mutex<mpsc::UnboundedReceiver<Job>>,
-    job_error: Mutex<Option<JobErrorSink>>,
+    job_error: JobErrorSink,
 }
 
 /// What woke the script thread.
@@ -74,14 +74,15 @@ enum Wake<T> {
 }
 
 impl Bridge {
-    pub fn new(handle: Handle, cancel: Cancel) -> Arc<Self> {
+    /// `job_error` hears every callback that fails.
+    pub fn new(handle: Handle, cancel: Cancel, job_error: JobErrorSink) -> Arc<Self> {
         let (jobs_tx, jobs_rx) = mpsc::unbounded_channel();
         Arc::new(Self {
             handle,
             cancel,
             jobs_tx,
             jobs_rx: Mutex::new(jobs_rx),
-            job_error: Mutex::new(None),
+            job_error,
         })
     }
 
@@ -96,10 +97,6 @@ impl Bridge {
     /// A sender the runtime side uses to post jobs to the script thread.
     pub fn jobs(&self) -> mpsc::UnboundedSender<Job> {
         self.jobs_tx.clone()
-    }
-
-    pub fn set_job_error_sink(&self, sink: JobErrorSink) {
-        *self.job_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink);
     }
 
     /// Blocks on `fut`, running posted jobs through `run_job` while it is pending.
@@ -146,25 +143,19 @@ impl Bridge {
     /// Runs a job with a native call context (inside an awaited call), reporting a
     /// failure instead of propagating it: a broken callback must not break the call
     /// that happened to be waiting when it fired.
-    pub fn run_job_in(&self, ctx: &NativeCallContext, job: Job) {
+    pub fn run_job_in(&self, ctx: &NativeCallContext, mut job: Job) {
         if job.is_revoked() {
             return;
         }
-        let result = job
-            .callback
-            .call_within_context::<Dynamic>(ctx, job.args.clone());
+        let args = std::mem::take(&mut job.args);
+        let result = job.callback.call_within_context::<Dynamic>(ctx, args);
         self.finish_job(job, result);
     }
 
     /// Delivers a job's result to whoever asked for it and reports errors.
     pub fn finish_job(&self, job: Job, result: Result<Dynamic, Box<EvalAltResult>>) {
-        let sink = self
-            .job_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let (Err(e), Some(sink)) = (&result, sink) {
-            sink(e);
+        if let Err(e) = &result {
+            (self.job_error)(e);
         }
         if let Some(done) = job.on_done {
             done(result.map_err(|e| e.to_string()));
@@ -185,8 +176,9 @@ pub fn interrupted(pos: Position) -> Box<EvalAltResult> {
 
 /// Finds the bridge stored as the engine's tag (see `engine::build`).
 pub fn bridge_of(ctx: &NativeCallContext) -> Result<Arc<Bridge>, Box<EvalAltResult>> {
+    // Read in place: cloning the tag would box a copy of it on every awaiting call.
     ctx.tag()
-        .and_then(|t| t.clone().try_cast::<Arc<Bridge>>())
+        .and_then(|t| t.read_lock::<Arc<Bridge>>().map(|b| Arc::clone(&b)))
         .ok_or_else(|| "internal error: the async bridge is not installed".into())
 }
 

@@ -40,12 +40,15 @@ pub struct Session {
 
 impl Session {
     pub fn new(handle: Handle, cancel: Cancel, sink: Arc<dyn Sink>, opts: SessionOptions) -> Self {
-        let bridge = Bridge::new(handle, cancel);
         let job_sink = sink.clone();
-        bridge.set_job_error_sink(Arc::new(move |e| {
-            let err = ScriptError::from_eval(e);
-            job_sink.err(&format!("callback error: {}", err.render("<callback>", "")));
-        }));
+        let bridge = Bridge::new(
+            handle,
+            cancel,
+            Arc::new(move |e| {
+                let err = ScriptError::from_eval(e);
+                job_sink.err(&format!("callback error: {}", err.render("<callback>", "")));
+            }),
+        );
         let shell = engine::build(bridge.clone(), sink, opts);
         let echo = shell
             .engine
@@ -117,15 +120,16 @@ impl Session {
     }
 
     /// Runs a callback outside any evaluation (the REPL is idle).
-    pub fn run_job(&mut self, job: Job) {
+    pub fn run_job(&mut self, mut job: Job) {
         if job.is_revoked() {
             return;
         }
         self.bridge.cancel().reset();
         let _guard = self.bridge.handle().enter();
-        let result =
-            job.callback
-                .call::<Dynamic>(&self.shell.engine, &self.functions, job.args.clone());
+        let args = std::mem::take(&mut job.args);
+        let result = job
+            .callback
+            .call::<Dynamic>(&self.shell.engine, &self.functions, args);
         self.bridge.finish_job(job, result);
     }
 
