@@ -136,9 +136,12 @@ fn install_byte_literal(engine: &mut Engine) {
 
 #[allow(deprecated)] // `on_var` is marked volatile, not deprecated.
 fn install_names(engine: &mut Engine, help: Arc<HelpIndex>, constants: Arc<Constants>) {
-    engine.on_var(move |name, _, ctx| {
-        // Runs on every variable read: the hash lookups come first so that ordinary
-        // variables never pay for the (linear) scope search below.
+    engine.on_var(move |name, index, ctx| {
+        // Runs on every variable read. A non-zero index means the parser found the name in
+        // the scope, and a script's own variable wins: nothing to look up.
+        if index > 0 {
+            return Ok(None);
+        }
         let found = match constants.get(name) {
             Some(v) => v.clone(),
             None if help.get(name).is_some() => match FnPtr::new(name) {
