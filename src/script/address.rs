@@ -110,20 +110,21 @@ pub fn family_of(route: &Dynamic) -> Res<Option<Family>> {
         return Ok(Some(r.family()));
     }
     if let Some(i) = route.read_lock::<InterfaceHandle>() {
-        let iface = i.get();
-        let families = if iface.resolved {
-            iface.supported()
-        } else {
-            Family::ALL
-                .into_iter()
-                .filter(|f| iface.addrs.iter().any(|a| a.family() == *f))
-                .collect()
-        };
-        return families.first().copied().map(Some).ok_or_else(|| {
-            error(
-                "family",
-                format!("interface {} has no IPv4 or IPv6 address", iface.name),
-            )
+        return i.read(|iface| {
+            let families = if iface.resolved {
+                iface.supported()
+            } else {
+                Family::ALL
+                    .into_iter()
+                    .filter(|f| iface.addrs.iter().any(|a| a.family() == *f))
+                    .collect()
+            };
+            families.first().copied().map(Some).ok_or_else(|| {
+                error(
+                    "family",
+                    format!("interface {} has no IPv4 or IPv6 address", iface.name),
+                )
+            })
         });
     }
     if let Ok(n) = route.as_int() {

@@ -191,29 +191,31 @@ fn families(list: &[Family]) -> Array {
 }
 
 fn route_of(h: &InterfaceHandle, af: Option<Family>) -> Result<Route, Box<EvalAltResult>> {
-    let iface = h.get();
-    if !iface.resolved {
-        return Err(error(
-            "interface",
-            format!(
-                "interface {:?} is not started: use `await i.start()` first",
-                iface.name
-            ),
-        ));
-    }
-    iface.route(af).map_err(|e| error("route", e))
+    h.read(|iface| {
+        if !iface.resolved {
+            return Err(error(
+                "interface",
+                format!(
+                    "interface {:?} is not started: use `await i.start()` first",
+                    iface.name
+                ),
+            ));
+        }
+        iface.route(af).map_err(|e| error("route", e))
+    })
 }
 
 fn routes_of(h: &InterfaceHandle, af: Option<Family>) -> Array {
-    let iface = h.get();
     let fams: Vec<Family> = match af {
         Some(f) => vec![f],
         None => Family::ALL.to_vec(),
     };
-    fams.iter()
-        .flat_map(|f| iface.rp(*f).routes().to_vec())
-        .map(Dynamic::from)
-        .collect()
+    h.read(|iface| {
+        fams.iter()
+            .flat_map(|f| iface.rp(*f).routes().iter().cloned())
+            .map(Dynamic::from)
+            .collect()
+    })
 }
 
 const INIT: Help = Help::function(

@@ -185,16 +185,17 @@ pub fn local_bind(
     } else if let Some(r) = route.read_lock::<Route>() {
         r.clone()
     } else if let Some(i) = route.read_lock::<InterfaceHandle>() {
-        let iface = i.get();
-        iface
-            .route(Some(family))
-            .or_else(|_| iface.nic_route(family))
-            .map_err(|_| {
-                error(
-                    "family",
-                    format!("interface {} has no {family} address", iface.name),
-                )
-            })?
+        i.read(|iface| {
+            iface
+                .route(Some(family))
+                .or_else(|_| iface.nic_route(family))
+                .map_err(|_| {
+                    error(
+                        "family",
+                        format!("interface {} has no {family} address", iface.name),
+                    )
+                })
+        })?
     } else if route.is_int() {
         return Ok((SocketAddr::new(family.unspecified(), 0), None));
     } else {
