@@ -91,7 +91,8 @@ fn iface_err(e: impl std::fmt::Display) -> Box<EvalAltResult> {
     error("interface", e)
 }
 
-fn json_to_dynamic(v: &serde_json::Value) -> Dynamic {
+/// JSON as the Rhai map/array/value it reads as (`()` for what has no Rhai form).
+pub(super) fn json_to_dynamic(v: &serde_json::Value) -> Dynamic {
     rhai::serde::to_dynamic(v).unwrap_or(Dynamic::UNIT)
 }
 

@@ -10,7 +10,7 @@ use super::args::seconds;
 use super::bridge;
 use super::engine::BindContext;
 use super::error::error;
-use super::interface::InterfaceHandle;
+use super::interface::{InterfaceHandle, json_to_dynamic};
 use super::registry::{Help, Registrar};
 use crate::net::config::{StunConfig, StunSource};
 use crate::net::ip_range::Family;
@@ -87,7 +87,7 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
         serde_json::to_string_pretty(&r.to_json()).unwrap_or_default()
     })
     .func("p2pd", &P2PD_DICT, |r: &mut NatReport| {
-        json(&r.to_p2pd_json())
+        json_to_dynamic(&r.to_p2pd_json())
     });
 }
 
@@ -100,14 +100,16 @@ fn register_report(reg: &mut Registrar) {
         .register_fn("to_debug", |r: &mut NatReport| {
             r.to_string().trim_end().to_string()
         })
-        .register_fn("to_map", |r: &mut NatReport| json(&r.to_json()))
+        .register_fn("to_map", |r: &mut NatReport| json_to_dynamic(&r.to_json()))
         // P2PD's dict fields, so `i.nat.type` reads the same before and after this
         // object replaced the dict.
         .register_get("type", |r: &mut NatReport| r.nat_type().code() as rhai::INT)
         .register_get("nat_info", |r: &mut NatReport| {
             r.nat_type().info().to_string()
         })
-        .register_get("delta", |r: &mut NatReport| json(&r.delta().to_p2pd_json()))
+        .register_get("delta", |r: &mut NatReport| {
+            json_to_dynamic(&r.delta().to_p2pd_json())
+        })
         .register_get("delta_info", |r: &mut NatReport| {
             r.delta().info().to_string()
         })
@@ -137,10 +139,6 @@ fn register_report(reg: &mut Registrar) {
                 .collect::<rhai::Array>()
         })
         .register_get("elapsed", |r: &mut NatReport| r.elapsed.as_secs_f64());
-}
-
-fn json(v: &serde_json::Value) -> Dynamic {
-    rhai::serde::to_dynamic(v).unwrap_or(Dynamic::UNIT)
 }
 
 fn text_or_unit<T: std::fmt::Display>(v: Option<T>) -> Dynamic {

@@ -9,18 +9,14 @@
 //! NIC or link-local addresses (or the wildcard / loopback). P2PD accepted any literal and
 //! failed later inside `socket.bind` with EADDRNOTAVAIL, far from the mistake.
 
+use super::address;
 use super::engine::BindContext;
 use super::error::error;
-use super::interface::{NIC, TO_JSON, TO_MAP};
+use super::interface::{NIC, TO_JSON, TO_MAP, json_to_dynamic};
 use super::registry::{Help, Registrar};
 use crate::net::ip_range::{Family, IpRange, ip_norm, parse_ip};
 use crate::net::route::Route;
 use rhai::{Array, Dynamic, EvalAltResult, INT};
-
-fn port_arg(port: INT) -> Result<u16, Box<EvalAltResult>> {
-    u16::try_from(port)
-        .map_err(|_| error("value", format!("port must be in 0..=65535, got {port}")))
-}
 
 /// Refuses an IP of the route's family that is not on the route, naming what would work.
 fn check_bind_ip(route: &Route, ip: &str) -> Result<(), Box<EvalAltResult>> {
@@ -53,7 +49,7 @@ fn check_bind_ip(route: &Route, ip: &str) -> Result<(), Box<EvalAltResult>> {
 }
 
 fn bind(route: &Route, port: INT, ip: Option<&str>) -> Result<Route, Box<EvalAltResult>> {
-    let port = port_arg(port)?;
+    let port = address::port(port, "port")?;
     if let Some(ip) = ip {
         check_bind_ip(route, ip)?;
     }
@@ -140,6 +136,6 @@ pub fn register(reg: &mut Registrar, _: &BindContext) {
             r.to_value().to_string()
         })
         .func("to_map", &TO_MAP, |r: &mut Route| {
-            rhai::serde::to_dynamic(r.to_value()).unwrap_or(Dynamic::UNIT)
+            json_to_dynamic(&r.to_value())
         });
 }

@@ -8,7 +8,7 @@
 
 use super::super::address::{Resolver, ScriptAddress, family_of, port};
 use super::super::error::error;
-use super::super::interface::InterfaceHandle;
+use super::super::interface::{InterfaceHandle, TCP, UDP};
 use crate::net::address::Family;
 use crate::net::interface::Interface;
 use crate::net::ip_range::IpRange;
@@ -18,10 +18,6 @@ use rhai::{Array, Dynamic, EvalAltResult, INT};
 use std::net::{IpAddr, SocketAddr};
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
-
-/// P2PD's numbers: `TCP` = SOCK_STREAM (1), `UDP` = SOCK_DGRAM (2).
-pub const TCP: INT = 1;
-pub const UDP: INT = 2;
 
 pub fn proto(value: &Dynamic) -> Res<Proto> {
     match value.as_int() {

@@ -33,8 +33,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use args::{TCP, UDP};
-
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
 /// A pipe as scripts hold it. Clones share the pipe and its callbacks.
