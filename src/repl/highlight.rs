@@ -5,7 +5,8 @@
 
 use owo_colors::OwoColorize;
 
-const KEYWORDS: &[&str] = &[
+/// Rhai's keywords: coloured here, and offered by completion.
+pub(super) const KEYWORDS: &[&str] = &[
     "let", "const", "fn", "if", "else", "while", "loop", "for", "in", "do", "until", "return",
     "throw", "try", "catch", "break", "continue", "true", "false", "await", "switch", "import",
     "export", "as", "private", "global", "this",

@@ -145,14 +145,8 @@ pub fn run(opts: ReplOptions, make_session: impl FnOnce(Arc<dyn Sink>) -> Sessio
                     text.into()
                 });
             }
-            Err(e) => {
-                let text = e.render("<stdin>", &src);
-                sink.err(&if opts.colour {
-                    text.red().to_string()
-                } else {
-                    text
-                });
-            }
+            // The sink paints errors red itself.
+            Err(e) => sink.err(&e.render("<stdin>", &src)),
         }
         refresh_names(&session, &names);
         if done_tx.send(()).is_err() {
@@ -164,17 +158,13 @@ pub fn run(opts: ReplOptions, make_session: impl FnOnce(Arc<dyn Sink>) -> Sessio
     0
 }
 
-const KEYWORDS: &[&str] = &[
-    "let", "const", "fn", "if", "else", "while", "loop", "for", "in", "return", "throw", "try",
-    "catch", "break", "continue", "true", "false", "await", "switch",
-];
-
 fn refresh_names(session: &Session, names: &RwLock<Names>) {
     let help = &session.engine().help;
     let mut n = names.write().unwrap_or_else(|p| p.into_inner());
     n.globals.clear();
     n.methods.clear();
-    n.globals.extend(KEYWORDS.iter().map(|k| k.to_string()));
+    n.globals
+        .extend(highlight::KEYWORDS.iter().map(|k| k.to_string()));
     n.globals.extend(session.completion_names());
     for (name, h) in &help.entries {
         if h.method {

@@ -339,12 +339,6 @@ pub const TO_MAP: Help = Help::method(
     "P2PD's dict as a Rhai map (read back with Interface.from_dict).",
     r#"Interface("lo").to_map().name"#,
 );
-const REPR: Help = Help::function(
-    "shell",
-    &["repr(value)"],
-    "The value as the REPL echoes it.",
-    r#"repr(Interface("lo"))"#,
-);
 
 /// Registers constants, `init_p2pd`, `Interface` and the interface methods.
 pub fn register(reg: &mut Registrar, ctx: &BindContext) {
@@ -554,9 +548,6 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
     })
     .func("to_map", &TO_MAP, |h: &mut InterfaceHandle| {
         h.read(|i| json_to_dynamic(&i.to_dict()))
-    })
-    .func("repr", &REPR, |h: &mut InterfaceHandle| {
-        h.read(Interface::repr)
     });
 }
 
