@@ -58,6 +58,8 @@ impl Help {
 pub struct HelpIndex {
     pub entries: BTreeMap<String, Help>,
     pub constants: BTreeMap<String, &'static str>,
+    /// Areas in the order their first name was registered: the order of `help()`.
+    pub areas: Vec<&'static str>,
 }
 
 impl HelpIndex {
@@ -74,7 +76,7 @@ impl HelpIndex {
                 None => areas.push((help.area, vec![(name.as_str(), help)])),
             }
         }
-        areas.sort_by_key(|(a, _)| AREA_ORDER.iter().position(|o| o == a).unwrap_or(99));
+        areas.sort_by_key(|(a, _)| self.areas.iter().position(|o| o == a));
         areas
     }
 
@@ -120,18 +122,6 @@ impl HelpIndex {
     }
 }
 
-/// The order areas appear in `help()`: the tutorial's order.
-const AREA_ORDER: &[&str] = &[
-    "shell",
-    "bytes",
-    "interfaces",
-    "routes",
-    "stun",
-    "nat",
-    "addresses",
-    "pipes",
-];
-
 /// Registers functions on an engine and records their help.
 pub struct Registrar<'e> {
     engine: &'e mut Engine,
@@ -160,6 +150,9 @@ impl<'e> Registrar<'e> {
         f: impl RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
     ) -> &mut Self {
         self.engine.register_fn(name, f);
+        if !self.index.areas.contains(&help.area) {
+            self.index.areas.push(help.area);
+        }
         self.index
             .entries
             .entry(name.to_string())
