@@ -12,6 +12,7 @@ use super::engine::BindContext;
 use super::error::error;
 use super::interface::{InterfaceHandle, json_to_dynamic};
 use super::registry::{Help, Registrar};
+use crate::net::address::{self, ResolveOptions};
 use crate::net::config::{StunConfig, StunSource};
 use crate::net::ip_range::Family;
 use crate::net::nat::{NatOptions, NatReport, load_nat};
@@ -215,19 +216,17 @@ async fn resolve_servers(
     family: Family,
     timeout: Duration,
 ) -> Vec<SocketAddr> {
+    // The resolver `start()` uses for the same servers (hosts file, one budget).
+    let opts = Arc::new(ResolveOptions {
+        timeout,
+        ..ResolveOptions::default()
+    });
     let mut lookups = tokio::task::JoinSet::new();
     for (order, (host, port)) in servers.into_iter().enumerate() {
+        let opts = Arc::clone(&opts);
         lookups.spawn(async move {
-            let found =
-                tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port)))
-                    .await
-                    .ok()
-                    .and_then(Result::ok);
-            let addr = found
-                .into_iter()
-                .flatten()
-                .find(|a| Family::of(&a.ip()) == family);
-            (order, addr)
+            let addr = address::resolve(&host, port, family, &opts).await.ok();
+            (order, addr.map(|a| a.socket_addr()))
         });
     }
     let mut found: Vec<(usize, SocketAddr)> = lookups
