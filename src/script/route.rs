@@ -14,22 +14,15 @@ use super::engine::BindContext;
 use super::error::error;
 use super::interface::{NIC, TO_JSON, TO_MAP, json_to_dynamic};
 use super::registry::{Help, Registrar};
-use crate::net::ip_range::{Family, IpRange, ip_norm, parse_ip};
+use crate::net::ip_range::{IpRange, ip_norm};
 use crate::net::route::Route;
 use rhai::{Array, Dynamic, EvalAltResult, INT};
+use std::net::IpAddr;
 
-/// Refuses an IP of the route's family that is not on the route, naming what would work.
-fn check_bind_ip(route: &Route, ip: &str) -> Result<(), Box<EvalAltResult>> {
-    let text = ip.trim();
-    if matches!(text, "" | "*" | "localhost") {
-        return Ok(());
-    }
-    let literal = text.split(['%', '/']).next().unwrap_or(text);
-    let Ok(addr) = parse_ip(literal) else {
-        // Route::bind names the bad text itself.
-        return Ok(());
-    };
-    if Family::of(&addr) != route.family() || addr.is_unspecified() || addr.is_loopback() {
+/// Refuses a bind address that is not on the route (unless it is the wildcard or
+/// loopback), naming what would work. `Route::bind` has parsed it already.
+fn check_on_route(route: &Route, addr: IpAddr) -> Result<(), Box<EvalAltResult>> {
+    if addr.is_unspecified() || addr.is_loopback() {
         return Ok(());
     }
     let host = IpRange::host(addr);
@@ -50,10 +43,13 @@ fn check_bind_ip(route: &Route, ip: &str) -> Result<(), Box<EvalAltResult>> {
 
 fn bind(route: &Route, port: INT, ip: Option<&str>) -> Result<Route, Box<EvalAltResult>> {
     let port = address::port(port, "port")?;
-    if let Some(ip) = ip {
-        check_bind_ip(route, ip)?;
+    let bound = route.bind(port, ip).map_err(|e| error("route", e))?;
+    if ip.is_some()
+        && let Some(addr) = bound.bind_addr()
+    {
+        check_on_route(route, addr.ip())?;
     }
-    route.bind(port, ip).map_err(|e| error("route", e))
+    Ok(bound)
 }
 
 fn ranges(list: &[IpRange]) -> Array {
