@@ -57,14 +57,15 @@ impl Pipe {
     /// only polls. `Ok(None)` on timeout, or at once when the pipe has ended and the queue is
     /// empty. An unknown `sub` is an error (P2PD returned `None`).
     pub async fn recv(&self, sub: SubId, timeout: Duration) -> Result<Option<Message>, Error> {
+        // Taken from the clock only once waiting starts: a message already there costs none.
         let mut deadline = None;
+        let mut deadline = || *deadline.get_or_insert_with(|| deadline_after(timeout));
         let mut spin_until = None;
         loop {
             let pull = match self.take(sub)? {
                 Taken::Message(message) => return Ok(Some(message)),
                 Taken::Flood => {
-                    let deadline = *deadline.get_or_insert_with(|| deadline_after(timeout));
-                    if timeout.is_zero() || tokio::time::Instant::now() >= deadline {
+                    if timeout.is_zero() || tokio::time::Instant::now() >= deadline() {
                         return Ok(None);
                     }
                     tokio::task::consume_budget().await;
@@ -72,9 +73,8 @@ impl Pipe {
                 }
                 // Poll the socket a little longer before sleeping: see `PipeOptions::recv_spin`.
                 Taken::Nothing(Pull::Empty) if !timeout.is_zero() => {
-                    let deadline = *deadline.get_or_insert_with(|| deadline_after(timeout));
                     let until = *spin_until.get_or_insert_with(|| {
-                        deadline.min(deadline_after(self.inner.opts.recv_spin))
+                        deadline().min(deadline_after(self.inner.opts.recv_spin))
                     });
                     if tokio::time::Instant::now() < until {
                         tokio::task::yield_now().await;
@@ -103,8 +103,7 @@ impl Pipe {
                     _ => notified.await,
                 }
             };
-            let deadline = *deadline.get_or_insert_with(|| deadline_after(timeout));
-            if tokio::time::timeout_at(deadline, arrival).await.is_err() {
+            if tokio::time::timeout_at(deadline(), arrival).await.is_err() {
                 return Ok(None);
             }
         }
