@@ -61,14 +61,24 @@ fn main() {
             };
             let elapsed = match *imp {
                 "rhai" => rhai(&rt, test, dest, n, size),
-                "rust" => rt.block_on(rust(test, dest, n, size)),
-                "tokio" => rt.block_on(raw(test, dest, n, size)),
+                "rust" => on_worker(&rt, rust(test.to_string(), dest, n, size)),
+                "tokio" => on_worker(&rt, raw(test.to_string(), dest, n, size)),
                 _ => usage(),
             };
             println!("{:.1}", n as f64 / elapsed.as_secs_f64());
         }
         _ => usage(),
     }
+}
+
+/// Run a client on the runtime's worker thread, like an asyncio client on its one loop:
+/// `block_on` alone would poll it on the main thread, so a spawned reader task and the
+/// sending loop would work the same socket from two threads.
+fn on_worker(
+    rt: &tokio::runtime::Runtime,
+    client: impl Future<Output = Duration> + Send + 'static,
+) -> Duration {
+    rt.block_on(rt.spawn(client)).expect("client task")
 }
 
 fn usage() -> ! {
@@ -166,7 +176,7 @@ fn rhai(
     started.elapsed()
 }
 
-async fn rust(test: &str, dest: SocketAddr, n: usize, size: usize) -> Duration {
+async fn rust(test: String, dest: SocketAddr, n: usize, size: usize) -> Duration {
     let proto = if test.starts_with("tcp") {
         Proto::Tcp
     } else {
@@ -190,7 +200,7 @@ async fn rust(test: &str, dest: SocketAddr, n: usize, size: usize) -> Duration {
         }
     };
     let started = Instant::now();
-    match test {
+    match test.as_str() {
         "tcp_pingpong" | "udp_pingpong" => {
             for _ in 0..n {
                 p.send(&m).await.expect("send");
@@ -239,7 +249,7 @@ async fn rust(test: &str, dest: SocketAddr, n: usize, size: usize) -> Duration {
     took
 }
 
-async fn raw(test: &str, dest: SocketAddr, n: usize, size: usize) -> Duration {
+async fn raw(test: String, dest: SocketAddr, n: usize, size: usize) -> Duration {
     let m = vec![b'm'; size];
     let mut buf = vec![0u8; 64 * 1024];
     let started = Instant::now();
