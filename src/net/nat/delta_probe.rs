@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 
 use super::observations::{DeltaSamples, PortSample};
 use super::window::window_timing;
+use crate::net::stun::client::send_due;
 use crate::net::stun::{RequestOptions, Transaction};
 
 /// Lowest local port P2PD draws from.
@@ -138,12 +139,7 @@ async fn start_lookup(
 async fn finish_lookup((socket, local, mut tx): Lookup) -> Option<PortSample> {
     let mut buf = vec![0u8; 2048];
     loop {
-        let now = Instant::now();
-        tx.handle_timeout(now);
-        while let Some(t) = tx.poll_transmit(now) {
-            // A failed copy is a lost copy: the window decides.
-            let _ = socket.send_to(&t.contents, t.destination).await;
-        }
+        send_due(&mut tx, &socket, Instant::now()).await;
         if let Some(outcome) = tx.outcome() {
             let mapped = outcome.as_ref().ok()?.message.mapped()?;
             return Some(PortSample {

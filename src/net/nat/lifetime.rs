@@ -19,6 +19,7 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 
 use super::window::window_timing;
+use crate::net::stun::client::send_due;
 use crate::net::stun::{self, RequestOptions, Transaction};
 
 /// What the lifetime checks established: the mapping survived `alive` of silence and was
@@ -108,12 +109,7 @@ async fn check(
     let mut tx = Transaction::new(Instant::now(), server, options, window_timing(window)).ok()?;
     let (mut at_x, mut at_y) = (vec![0u8; 2048], vec![0u8; 2048]);
     loop {
-        let now = Instant::now();
-        tx.handle_timeout(now);
-        while let Some(t) = tx.poll_transmit(now) {
-            // A failed send is a lost copy; the window decides.
-            let _ = y.send_to(&t.contents, t.destination).await;
-        }
+        send_due(&mut tx, &y, Instant::now()).await;
         if let Some(outcome) = tx.outcome() {
             return Some(outcome.is_ok());
         }

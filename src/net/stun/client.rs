@@ -110,6 +110,15 @@ fn finish(
     })
 }
 
+/// Sends from `socket` every copy of `tx` that is due at `now`. A copy that fails to go
+/// out is a lost copy: the transaction's retransmissions and deadline decide what follows.
+pub(crate) async fn send_due(tx: &mut Transaction, socket: &UdpSocket, now: Instant) {
+    tx.handle_timeout(now);
+    while let Some(t) = tx.poll_transmit(now) {
+        let _ = socket.send_to(&t.contents, t.destination).await;
+    }
+}
+
 /// Runs one Binding transaction per `(server, options)` on `socket`, all at once, and returns
 /// their results in the same order. Replies are matched by transaction id and source, so the
 /// caller must not read from `socket` meanwhile. `rto` is the initial retransmission timeout,
