@@ -227,20 +227,12 @@ async fn rust(test: String, dest: SocketAddr, n: usize, size: usize) -> Duration
             reader.await.expect("reader");
         }
         _ => {
-            let (mut sent, mut done, mut inflight) = (0, 0, 0);
-            while done < n {
-                while inflight < WINDOW && sent < n {
+            let mut w = Window::new(n);
+            while !w.finished() {
+                for _ in 0..w.refill() {
                     p.send(&m).await.expect("send");
-                    sent += 1;
-                    inflight += 1;
                 }
-                if recv(Duration::from_secs(1)).await == 0 {
-                    done += inflight;
-                    inflight = 0;
-                } else {
-                    done += 1;
-                    inflight -= 1;
-                }
+                w.answered(recv(Duration::from_secs(1)).await > 0);
             }
         }
     }
@@ -289,23 +281,58 @@ async fn raw(test: String, dest: SocketAddr, n: usize, size: usize) -> Duration 
             }
         }
     } else {
-        let (mut sent, mut done, mut inflight) = (0, 0, 0);
-        while done < n {
-            while inflight < WINDOW && sent < n {
+        let mut w = Window::new(n);
+        while !w.finished() {
+            for _ in 0..w.refill() {
                 s.send(&m).await.expect("send");
-                sent += 1;
-                inflight += 1;
             }
-            if recv(&s, &mut buf, Duration::from_secs(1)).await {
-                done += 1;
-                inflight -= 1;
-            } else {
-                done += inflight;
-                inflight = 0;
-            }
+            w.answered(recv(&s, &mut buf, Duration::from_secs(1)).await);
         }
     }
     started.elapsed()
+}
+
+/// The UDP window workload's count: keep [`WINDOW`] datagrams in flight until `n` are
+/// answered; when a wait for a reply gives up, everything in flight counts as lost.
+struct Window {
+    n: usize,
+    sent: usize,
+    done: usize,
+    inflight: usize,
+}
+
+impl Window {
+    fn new(n: usize) -> Self {
+        Window {
+            n,
+            sent: 0,
+            done: 0,
+            inflight: 0,
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.done >= self.n
+    }
+
+    /// How many to send now to fill the window again (counted as sent).
+    fn refill(&mut self) -> usize {
+        let more = (WINDOW - self.inflight).min(self.n - self.sent);
+        self.sent += more;
+        self.inflight += more;
+        more
+    }
+
+    /// A wait for one reply ended: with it, or given up.
+    fn answered(&mut self, got: bool) {
+        if got {
+            self.done += 1;
+            self.inflight -= 1;
+        } else {
+            self.done += self.inflight;
+            self.inflight = 0;
+        }
+    }
 }
 
 /// One datagram within `t`; false on timeout.
