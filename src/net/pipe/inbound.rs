@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::reader::Pull;
-use super::{Error, Inner, Message, Pipe, PipeEvent, Proto, SubId, deadline_after, lock};
+use super::{Error, Inner, Io, Message, Pipe, PipeEvent, Proto, SubId, deadline_after, lock};
 
 /// Messages a `recv` reads from the socket for other subscriptions before it looks at
 /// the clock (and a poll gives up).
@@ -57,6 +57,12 @@ impl Pipe {
     /// only polls. `Ok(None)` on timeout, or at once when the pipe has ended and the queue is
     /// empty. An unknown `sub` is an error (P2PD returned `None`).
     pub async fn recv(&self, sub: SubId, timeout: Duration) -> Result<Option<Message>, Error> {
+        if !timeout.is_zero()
+            && let Io::Stream(writer) = &self.inner.io
+        {
+            // Waiting for the peer: the next send answers it and goes out at once.
+            writer.waited();
+        }
         // Taken from the clock only once waiting starts: a message already there costs none.
         let mut deadline = None;
         let mut deadline = || *deadline.get_or_insert_with(|| deadline_after(timeout));

@@ -15,7 +15,8 @@
 //!
 //! Files: `subscription.rs` (pure queues), `inbound.rs` (the path of arriving bytes, `recv`,
 //! links), `events.rs` (observer channels), `lifecycle.rs` (close, end, drop), `socket.rs`
-//! (socket2 binding), `tcp.rs` / `udp.rs` (readers and writers), `server.rs` (accepting),
+//! (socket2 binding), `tcp.rs` / `udp.rs` (readers and writers), `outbox.rs` (TCP writes,
+//! combined in bursts), `server.rs` (accepting),
 //! `reader.rs` (who reads the socket: a task, or the `recv` caller), `daemon.rs` (echo
 //! server), `error.rs`.
 
@@ -24,6 +25,7 @@ mod error;
 mod events;
 mod inbound;
 mod lifecycle;
+mod outbox;
 mod reader;
 mod server;
 mod socket;
@@ -124,7 +126,7 @@ struct Spec {
 }
 
 enum Io {
-    Stream(tcp::Writer),
+    Stream(outbox::Writer),
     Datagram(udp::Sender),
     Listener(server::Clients),
 }

@@ -1,5 +1,5 @@
 //! TCP connections: connecting a client, adopting an accepted stream (whose read half goes
-//! to `reader.rs`) and the writer.
+//! to `reader.rs`, its write half to `outbox.rs`).
 //!
 //! TCP has no message boundaries: every successful read (up to [`READ_CHUNK`] bytes) is
 //! delivered as one message, so a sender's one `send` may arrive as several messages or
@@ -11,22 +11,15 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::Mutex as AsyncMutex;
 
 use super::events::Observers;
+use super::outbox::Writer;
 use super::reader::{self, Reader, Source};
 use super::{Error, Inner, Io, Kind, Pipe, PipeOptions, Proto, Spec, socket};
 
 /// Largest single read, P2PD's `reader_limit` (64 KiB).
 const READ_CHUNK: usize = 64 * 1024;
-
-/// The write half of a connection; `None` once ended.
-pub(super) struct Writer {
-    half: AsyncMutex<Option<OwnedWriteHalf>>,
-}
 
 /// Connect from `local` to `dest` within `opts.connect_timeout` and start reading.
 pub(super) async fn connect(
@@ -99,15 +92,15 @@ fn start(stream: TcpStream, spec: StreamSpec) -> Pipe {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(spec.local);
     let (read, write) = stream.into_split();
+    let writer = Writer::new(write, spec.opts.send_timeout);
+    let flusher = writer.flusher();
     let pipe = Pipe::build(Spec {
         proto: Proto::Tcp,
         kind: spec.kind,
         local,
         dest: Some(spec.peer),
         opts: spec.opts,
-        io: Io::Stream(Writer {
-            half: AsyncMutex::new(Some(write)),
-        }),
+        io: Io::Stream(writer),
         reader: Some(Reader::new(Source::Stream(read, spec.peer), READ_CHUNK)),
         observers: spec.observers,
         parent: spec.parent,
@@ -115,70 +108,7 @@ fn start(stream: TcpStream, spec: StreamSpec) -> Pipe {
         clients_subscribe_all: false,
     });
     reader::spawn(&pipe);
+    // Not one of the pipe's tasks: it ends by itself once the pipe is gone (see `flusher`).
+    tokio::spawn(flusher);
     pipe
-}
-
-impl Writer {
-    pub(super) async fn write(&self, pipe: &Pipe, data: &[u8]) -> Result<(), Error> {
-        let mut half = self.half.lock().await;
-        let Some(writer) = half.as_mut() else {
-            return Err(pipe.closed_error());
-        };
-        let dest = pipe.inner.dest.unwrap_or(pipe.inner.local);
-        let failed = |source: io::Error| {
-            if is_broken(&source) {
-                Error::Broken {
-                    pipe: pipe.to_string(),
-                    source,
-                }
-            } else {
-                Error::Io {
-                    op: "send to",
-                    addr: dest,
-                    source,
-                }
-            }
-        };
-        // Usually the socket buffer has room: write without arming a timer.
-        let mut rest = data;
-        while !rest.is_empty() {
-            match writer.try_write(rest) {
-                // Zero is left to `write_all`, which reports it.
-                Ok(0) => break,
-                Ok(n) => rest = rest.get(n..).unwrap_or_default(),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(failed(e)),
-            }
-        }
-        if rest.is_empty() {
-            return Ok(());
-        }
-        let timeout = pipe.inner.opts.send_timeout;
-        match tokio::time::timeout(timeout, writer.write_all(rest)).await {
-            Ok(Ok(())) => Ok(()),
-            Err(_) => Err(Error::TimedOut {
-                op: "send to",
-                addr: dest,
-                timeout,
-            }),
-            Ok(Err(source)) => Err(failed(source)),
-        }
-    }
-
-    /// Send FIN and drop the write half; the socket closes once the reader is gone too.
-    pub(super) async fn shutdown(&self) {
-        if let Some(mut writer) = self.half.lock().await.take() {
-            let _ = writer.shutdown().await;
-        }
-    }
-}
-
-fn is_broken(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::NotConnected
-    )
 }

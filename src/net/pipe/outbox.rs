@@ -1,0 +1,386 @@
+//! The write side of a TCP pipe, which combines back-to-back sends into one system call.
+//!
+//! Why: on a fast path (loopback, a LAN) a `send` system call costs more than the bytes it
+//! carries, because the kernel runs the whole transmit path, and on loopback the peer's
+//! receive path and wake-up, inside it. A program streaming small messages spends its time
+//! there, one call per message. asyncio combines writes only once the kernel pushes back;
+//! here a burst is combined from its second message on.
+//!
+//! The rule ([`Burst`]): a send that follows a wait for the peer (`recv` with a timeout),
+//! or comes after a pause of [`BURST_GAP`], goes straight to the socket as before, so a
+//! request or a ping-pong costs nothing extra. A send that follows another one closely is a
+//! burst: it is appended to the outbox, and a flusher task on the pipe's runtime writes the
+//! whole outbox as soon as it runs, with everything that piled up in the meantime. No timer
+//! holds anything back (unlike Nagle's algorithm or `TCP_CORK`).
+//!
+//! Semantics kept: bytes go out in the order sent; `close` writes what is buffered before
+//! the FIN; a sender waits (up to `send_timeout`) while [`HIGH_WATER`] bytes are queued. As
+//! with the kernel's own buffer, a send only says the bytes were accepted: a write that
+//! fails later (reset, timeout) is reported by the next `send`.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::Notify;
+
+use super::{Error, Pipe, deadline_after, lock};
+
+/// Sends closer together than this, with no wait for the peer between them, form a burst.
+pub(super) const BURST_GAP: Duration = Duration::from_micros(20);
+
+/// Bytes buffered before a sender waits for the flusher (asyncio's default high water).
+pub(super) const HIGH_WATER: usize = 64 * 1024;
+
+/// Whether a send starts a burst. Pure, so the rule is tested without sockets.
+#[derive(Debug, Default)]
+pub(super) struct Burst {
+    last_send: Option<Instant>,
+    /// A `recv` with a timeout ran since the last send: the next send answers the peer.
+    waited: bool,
+}
+
+impl Burst {
+    /// Record a send at `now`; true if it starts a burst rather than continuing one.
+    pub(super) fn starts(&mut self, now: Instant) -> bool {
+        let fresh = self.waited
+            || self
+                .last_send
+                .is_none_or(|last| now.saturating_duration_since(last) >= BURST_GAP);
+        self.last_send = Some(now);
+        self.waited = false;
+        fresh
+    }
+
+    /// The owner waited for the peer.
+    pub(super) fn waited(&mut self) {
+        self.waited = true;
+    }
+}
+
+/// Why buffered bytes could not be written; reported by the next send. A broken
+/// connection stays broken; a stall is reported once and the flusher tries again later.
+#[derive(Debug, Clone)]
+enum Failure {
+    Io(io::ErrorKind, String),
+    TimedOut,
+}
+
+struct State {
+    /// `None` once shut down.
+    half: Option<Arc<OwnedWriteHalf>>,
+    /// Bytes accepted by `send` and not yet written, oldest first.
+    pending: Vec<u8>,
+    /// The flusher has been kicked and not yet seen `pending` empty: only it writes.
+    flushing: bool,
+    failed: Option<Failure>,
+    burst: Burst,
+    /// The pipe is gone: the flusher writes what is left, closes and ends.
+    orphaned: bool,
+}
+
+/// What a pipe's writer and its flusher task share.
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the flusher.
+    kick: Notify,
+    /// Wakes senders waiting for the outbox to drain.
+    room: Notify,
+    /// Held by whoever flushes (the flusher task or `shutdown`), with its spare buffer.
+    writing: tokio::sync::Mutex<Vec<u8>>,
+    send_timeout: Duration,
+}
+
+/// The write half of a TCP connection and its outbox.
+pub(super) struct Writer {
+    shared: Arc<Shared>,
+}
+
+impl Writer {
+    pub(super) fn new(half: OwnedWriteHalf, send_timeout: Duration) -> Writer {
+        Writer {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    half: Some(Arc::new(half)),
+                    pending: Vec::new(),
+                    flushing: false,
+                    failed: None,
+                    burst: Burst::default(),
+                    orphaned: false,
+                }),
+                kick: Notify::new(),
+                room: Notify::new(),
+                writing: tokio::sync::Mutex::new(Vec::new()),
+                send_timeout,
+            }),
+        }
+    }
+
+    /// The flusher task of this writer, to spawn on the pipe's runtime. It holds only the
+    /// shared state, never the pipe, and outlives the pipe by at most `send_timeout`: a pipe
+    /// dropped without `close` still gets its buffered bytes written before the socket
+    /// closes, as the kernel does with its own buffer.
+    pub(super) fn flusher(&self) -> impl Future<Output = ()> + Send + 'static {
+        let shared = self.shared.clone();
+        async move {
+            loop {
+                shared.kick.notified().await;
+                if lock(&shared.state).orphaned {
+                    shared.close().await;
+                    return;
+                }
+                let mut batch = shared.writing.lock().await;
+                shared.flush(&mut batch).await;
+            }
+        }
+    }
+
+    /// The owner waits for the peer: its next send is an answer, not part of a burst.
+    pub(super) fn waited(&self) {
+        lock(&self.shared.state).burst.waited();
+    }
+
+    pub(super) async fn write(&self, pipe: &Pipe, data: &[u8]) -> Result<(), Error> {
+        let shared = &self.shared;
+        if lock(&shared.state).pending.len() >= HIGH_WATER {
+            shared.wait_for_room(pipe).await?;
+        }
+        let mut state = lock(&shared.state);
+        match state.failed.clone() {
+            // A stall is reported once; the flusher tries again with the next send.
+            Some(Failure::TimedOut) => {
+                state.failed = None;
+                return Err(Failure::TimedOut.into_error(pipe));
+            }
+            Some(broken) => return Err(broken.into_error(pipe)),
+            None => {}
+        }
+        let Some(half) = state.half.clone() else {
+            return Err(pipe.closed_error());
+        };
+        let fresh = state.burst.starts(Instant::now());
+        let mut rest = data;
+        if fresh && state.pending.is_empty() && !state.flushing {
+            // Under the lock, so no other sender's bytes can get in between.
+            while !rest.is_empty() {
+                match half.try_write(rest) {
+                    Ok(0) => break,
+                    Ok(n) => rest = rest.get(n..).unwrap_or_default(),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(Failure::from(e).into_error(pipe)),
+                }
+            }
+            if rest.is_empty() {
+                return Ok(());
+            }
+        }
+        state.pending.extend_from_slice(rest);
+        if !state.flushing {
+            state.flushing = true;
+            shared.kick.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Write what is buffered (within `send_timeout`), then send FIN and drop the write
+    /// half; the socket closes once the reader is gone too.
+    pub(super) async fn shutdown(&self) {
+        self.shared.close().await;
+    }
+}
+
+impl Shared {
+    /// [`Writer::shutdown`], also run by the flusher once the pipe is gone.
+    async fn close(&self) {
+        // Bounded as a whole: a peer that reads slowly but steadily keeps a flush going.
+        let _ = tokio::time::timeout(self.send_timeout, async {
+            let mut batch = self.writing.lock().await;
+            self.flush(&mut batch).await;
+        })
+        .await;
+        let half = lock(&self.state).half.take();
+        self.room.notify_waiters();
+        drop(half);
+    }
+
+    /// Write `pending` until it is empty, the write fails or it stalls past `send_timeout`.
+    /// `batch` is a spare buffer, empty between calls. Every unwritten byte is back in
+    /// `pending` before any await, so a flush cut short (aborted) loses nothing.
+    async fn flush(&self, batch: &mut Vec<u8>) {
+        let mut stalled_since: Option<tokio::time::Instant> = None;
+        loop {
+            let half = {
+                let mut state = lock(&self.state);
+                let Some(half) = state.half.clone() else {
+                    state.flushing = false;
+                    break;
+                };
+                if state.pending.is_empty() || state.failed.is_some() {
+                    state.flushing = false;
+                    break;
+                }
+                // Senders go through the outbox while a batch is out.
+                state.flushing = true;
+                std::mem::swap(&mut state.pending, batch);
+                half
+            };
+            self.room.notify_waiters();
+            let mut written = 0;
+            let outcome = loop {
+                match half.try_write(batch.get(written..).unwrap_or_default()) {
+                    Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => {
+                        written += n;
+                        if written >= batch.len() {
+                            break Ok(());
+                        }
+                    }
+                    Err(e) => break Err(e),
+                }
+            };
+            let unwritten = batch.get(written..).unwrap_or_default();
+            match outcome {
+                Ok(()) => stalled_since = None,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    {
+                        let mut state = lock(&self.state);
+                        let newer = std::mem::take(&mut state.pending);
+                        state.pending.reserve(unwritten.len() + newer.len());
+                        state.pending.extend_from_slice(unwritten);
+                        state.pending.extend_from_slice(&newer);
+                    }
+                    batch.clear();
+                    let since = *stalled_since.get_or_insert_with(tokio::time::Instant::now);
+                    let deadline = since + self.send_timeout;
+                    if tokio::time::timeout_at(deadline, half.writable())
+                        .await
+                        .is_err()
+                    {
+                        lock(&self.state).failed = Some(Failure::TimedOut);
+                    }
+                    continue;
+                }
+                Err(e) => lock(&self.state).failed = Some(Failure::from(e)),
+            }
+            batch.clear();
+        }
+        self.room.notify_waiters();
+    }
+
+    /// Wait until the outbox is below [`HIGH_WATER`] (or has failed, or closed), within
+    /// `send_timeout`.
+    async fn wait_for_room(&self, pipe: &Pipe) -> Result<(), Error> {
+        let deadline = deadline_after(self.send_timeout);
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            // Registered before looking, so a drain in between still wakes us.
+            room.as_mut().enable();
+            {
+                let state = lock(&self.state);
+                if state.pending.len() < HIGH_WATER
+                    || state.failed.is_some()
+                    || state.half.is_none()
+                {
+                    return Ok(());
+                }
+            }
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                return Err(Failure::TimedOut.into_error(pipe));
+            }
+        }
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Io(e.kind(), e.to_string())
+    }
+}
+
+impl Failure {
+    fn into_error(self, pipe: &Pipe) -> Error {
+        let addr = pipe.inner.dest.unwrap_or(pipe.inner.local);
+        match self {
+            Failure::TimedOut => Error::TimedOut {
+                op: "send to",
+                addr,
+                timeout: pipe.inner.opts.send_timeout,
+            },
+            Failure::Io(kind, message) => {
+                let source = io::Error::new(kind, message);
+                if is_broken(kind) {
+                    Error::Broken {
+                        pipe: pipe.to_string(),
+                        source,
+                    }
+                } else {
+                    Error::Io {
+                        op: "send to",
+                        addr,
+                        source,
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        lock(&self.shared.state).orphaned = true;
+        self.shared.kick.notify_one();
+    }
+}
+
+fn is_broken(kind: io::ErrorKind) -> bool {
+    matches!(
+        kind,
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::NotConnected
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_send_starts_a_burst() {
+        assert!(Burst::default().starts(Instant::now()));
+    }
+
+    #[test]
+    fn close_sends_continue_a_burst_and_a_pause_ends_it() {
+        let mut burst = Burst::default();
+        let t = Instant::now();
+        assert!(burst.starts(t));
+        assert!(!burst.starts(t + BURST_GAP / 4));
+        assert!(!burst.starts(t + BURST_GAP / 2));
+        // The gap counts from the last send, not from the burst's start.
+        assert!(!burst.starts(t + BURST_GAP));
+        assert!(burst.starts(t + BURST_GAP * 3));
+    }
+
+    #[test]
+    fn a_wait_for_the_peer_ends_a_burst() {
+        let mut burst = Burst::default();
+        let t = Instant::now();
+        assert!(burst.starts(t));
+        burst.waited();
+        assert!(burst.starts(t));
+        // Only once: the send after the answer continues a burst again.
+        assert!(!burst.starts(t));
+    }
+
+    #[test]
+    fn a_clock_going_backwards_is_not_a_pause() {
+        let mut burst = Burst::default();
+        let t = Instant::now() + BURST_GAP;
+        assert!(burst.starts(t));
+        assert!(!burst.starts(t - BURST_GAP));
+    }
+}
