@@ -230,6 +230,8 @@ impl Pipe {
                     .observers
                     .emit(PipeEvent::Up(pipe.clone()), true)
                     .await;
+                // Only now: the first message must not overtake `Up`.
+                reader::spawn(&pipe);
                 pipe
             }
             (Proto::Udp, dest) => {

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use super::{Error, Pipe, deadline_after, lock};
 
@@ -68,8 +69,8 @@ enum Failure {
 }
 
 struct State {
-    /// `None` once shut down.
-    half: Option<Arc<OwnedWriteHalf>>,
+    /// Shut down: sends fail.
+    closed: bool,
     /// Bytes accepted by `send` and not yet written, oldest first.
     pending: Vec<u8>,
     /// The flusher has been kicked and not yet seen `pending` empty: only it writes.
@@ -87,52 +88,51 @@ struct Shared {
     kick: Notify,
     /// Wakes senders waiting for the outbox to drain.
     room: Notify,
-    /// Held by whoever flushes (the flusher task or `shutdown`), with its spare buffer.
-    writing: tokio::sync::Mutex<Vec<u8>>,
+    /// The socket, held by whoever writes: a direct send (which only tries the lock), the
+    /// flusher task or `shutdown`. Owned here alone, so dropping it in `close` closes it.
+    writing: tokio::sync::Mutex<Out>,
     send_timeout: Duration,
+}
+
+/// What a writer holds while it writes.
+struct Out {
+    /// `None` once shut down.
+    half: Option<OwnedWriteHalf>,
+    /// A spare buffer the flusher swaps with `pending`; empty between flushes.
+    batch: Vec<u8>,
 }
 
 /// The write half of a TCP connection and its outbox.
 pub(super) struct Writer {
     shared: Arc<Shared>,
+    /// The flusher task, until `shutdown` stops it.
+    flusher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Writer {
-    pub(super) fn new(half: OwnedWriteHalf, send_timeout: Duration) -> Writer {
-        Writer {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State {
-                    half: Some(Arc::new(half)),
-                    pending: Vec::new(),
-                    flushing: false,
-                    failed: None,
-                    burst: Burst::default(),
-                    orphaned: false,
-                }),
-                kick: Notify::new(),
-                room: Notify::new(),
-                writing: tokio::sync::Mutex::new(Vec::new()),
-                send_timeout,
+    /// Take over `half` and start its flusher task. Must run inside the tokio runtime.
+    pub(super) fn start(half: OwnedWriteHalf, send_timeout: Duration) -> Writer {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                closed: false,
+                pending: Vec::new(),
+                flushing: false,
+                failed: None,
+                burst: Burst::default(),
+                orphaned: false,
             }),
-        }
-    }
-
-    /// The flusher task of this writer, to spawn on the pipe's runtime. It holds only the
-    /// shared state, never the pipe, and outlives the pipe by at most `send_timeout`: a pipe
-    /// dropped without `close` still gets its buffered bytes written before the socket
-    /// closes, as the kernel does with its own buffer.
-    pub(super) fn flusher(&self) -> impl Future<Output = ()> + Send + 'static {
-        let shared = self.shared.clone();
-        async move {
-            loop {
-                shared.kick.notified().await;
-                if lock(&shared.state).orphaned {
-                    shared.close().await;
-                    return;
-                }
-                let mut batch = shared.writing.lock().await;
-                shared.flush(&mut batch).await;
-            }
+            kick: Notify::new(),
+            room: Notify::new(),
+            writing: tokio::sync::Mutex::new(Out {
+                half: Some(half),
+                batch: Vec::new(),
+            }),
+            send_timeout,
+        });
+        let flusher = tokio::spawn(flusher(shared.clone()));
+        Writer {
+            shared,
+            flusher: Mutex::new(Some(flusher)),
         }
     }
 
@@ -156,13 +156,18 @@ impl Writer {
             Some(broken) => return Err(broken.into_error(pipe)),
             None => {}
         }
-        let Some(half) = state.half.clone() else {
+        if state.closed {
             return Err(pipe.closed_error());
-        };
+        }
         let fresh = state.burst.starts(Instant::now());
         let mut rest = data;
-        if fresh && state.pending.is_empty() && !state.flushing {
-            // Under the lock, so no other sender's bytes can get in between.
+        let direct = fresh && state.pending.is_empty() && !state.flushing;
+        // Only tried: if someone else is writing, this send joins the outbox.
+        if direct
+            && let Ok(out) = shared.writing.try_lock()
+            && let Some(half) = &out.half
+        {
+            // Under the state lock, so no other sender's bytes can get in between.
             while !rest.is_empty() {
                 match half.try_write(rest) {
                     Ok(0) => break,
@@ -184,47 +189,66 @@ impl Writer {
     }
 
     /// Write what is buffered (within `send_timeout`), then send FIN and drop the write
-    /// half; the socket closes once the reader is gone too.
+    /// half; the socket closes once the reader is gone too. When this returns, nothing
+    /// else holds the write half.
     pub(super) async fn shutdown(&self) {
+        let flusher = lock(&self.flusher).take();
+        if let Some(flusher) = flusher {
+            // Stopped at an await, where every unwritten byte is back in `pending`.
+            flusher.abort();
+            let _ = flusher.await;
+        }
         self.shared.close().await;
+    }
+}
+
+/// The flusher task: writes the outbox whenever a send kicks it. It holds only the shared
+/// state, never the pipe, so a pipe dropped without `close` still gets its buffered bytes
+/// written (within `send_timeout`) before the socket closes, as the kernel does with its
+/// own buffer.
+async fn flusher(shared: Arc<Shared>) {
+    loop {
+        shared.kick.notified().await;
+        if lock(&shared.state).orphaned {
+            shared.close().await;
+            return;
+        }
+        let mut out = shared.writing.lock().await;
+        shared.flush(&mut out).await;
     }
 }
 
 impl Shared {
     /// [`Writer::shutdown`], also run by the flusher once the pipe is gone.
     async fn close(&self) {
+        let mut out = self.writing.lock().await;
         // Bounded as a whole: a peer that reads slowly but steadily keeps a flush going.
-        let _ = tokio::time::timeout(self.send_timeout, async {
-            let mut batch = self.writing.lock().await;
-            self.flush(&mut batch).await;
-        })
-        .await;
-        let half = lock(&self.state).half.take();
+        let _ = tokio::time::timeout(self.send_timeout, self.flush(&mut out)).await;
+        lock(&self.state).closed = true;
+        // Dropping the half sends FIN; the socket closes with the read half.
+        out.half = None;
+        drop(out);
         self.room.notify_waiters();
-        drop(half);
     }
 
     /// Write `pending` until it is empty, the write fails or it stalls past `send_timeout`.
-    /// `batch` is a spare buffer, empty between calls. Every unwritten byte is back in
-    /// `pending` before any await, so a flush cut short (aborted) loses nothing.
-    async fn flush(&self, batch: &mut Vec<u8>) {
+    /// Every unwritten byte is back in `pending` before any await, so a flush cut short
+    /// (aborted, timed out) loses nothing.
+    async fn flush(&self, out: &mut Out) {
         let mut stalled_since: Option<tokio::time::Instant> = None;
+        let Out { half, batch } = out;
         loop {
-            let half = {
+            {
                 let mut state = lock(&self.state);
-                let Some(half) = state.half.clone() else {
-                    state.flushing = false;
-                    break;
-                };
-                if state.pending.is_empty() || state.failed.is_some() {
+                if half.is_none() || state.pending.is_empty() || state.failed.is_some() {
                     state.flushing = false;
                     break;
                 }
                 // Senders go through the outbox while a batch is out.
                 state.flushing = true;
                 std::mem::swap(&mut state.pending, batch);
-                half
-            };
+            }
+            let Some(half) = half.as_ref() else { break };
             self.room.notify_waiters();
             let mut written = 0;
             let outcome = loop {
@@ -279,10 +303,7 @@ impl Shared {
             room.as_mut().enable();
             {
                 let state = lock(&self.state);
-                if state.pending.len() < HIGH_WATER
-                    || state.failed.is_some()
-                    || state.half.is_none()
-                {
+                if state.pending.len() < HIGH_WATER || state.failed.is_some() || state.closed {
                     return Ok(());
                 }
             }
@@ -328,6 +349,7 @@ impl Failure {
 }
 
 impl Drop for Writer {
+    /// Leaves the last flush and the close to the flusher, if it still runs.
     fn drop(&mut self) {
         lock(&self.shared.state).orphaned = true;
         self.shared.kick.notify_one();

@@ -17,7 +17,8 @@ use tokio::sync::Notify;
 
 use super::events::{Observers, PipeEvent};
 use super::{
-    Error, Inner, Io, Kind, Pipe, PipeOptions, Proto, Spec, deadline_after, lock, socket, tcp,
+    Error, Inner, Io, Kind, Pipe, PipeOptions, Proto, Spec, deadline_after, lock, reader, socket,
+    tcp,
 };
 
 /// Pause after a failed accept (e.g. out of file descriptors) instead of spinning.
@@ -84,8 +85,10 @@ async fn accept_loop(server: Weak<Inner>, listener: TcpListener) {
         server
             .inner
             .observers
-            .emit(PipeEvent::Up(client), true)
+            .emit(PipeEvent::Up(client.clone()), true)
             .await;
+        // Only now: the client's first message must not overtake its `Up`.
+        reader::spawn(&client);
     }
 }
 

@@ -15,13 +15,14 @@ use tokio::net::TcpStream;
 
 use super::events::Observers;
 use super::outbox::Writer;
-use super::reader::{self, Reader, Source};
+use super::reader::{Reader, Source};
 use super::{Error, Inner, Io, Kind, Pipe, PipeOptions, Proto, Spec, socket};
 
 /// Largest single read, P2PD's `reader_limit` (64 KiB).
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Connect from `local` to `dest` within `opts.connect_timeout` and start reading.
+/// Connect from `local` to `dest` within `opts.connect_timeout`. The caller starts the
+/// reader (`reader::spawn`) once the pipe's `Up` is out.
 pub(super) async fn connect(
     local: SocketAddr,
     dest: SocketAddr,
@@ -63,6 +64,7 @@ pub(super) async fn connect(
 }
 
 /// Wrap a connection accepted by `server` in its own pipe sharing the server's observers.
+/// As with `connect`, the caller starts the reader after `Up`.
 pub(super) fn adopt(stream: TcpStream, peer: SocketAddr, server: &Pipe) -> Pipe {
     let spec = StreamSpec {
         kind: Kind::Accepted,
@@ -92,9 +94,8 @@ fn start(stream: TcpStream, spec: StreamSpec) -> Pipe {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().unwrap_or(spec.local);
     let (read, write) = stream.into_split();
-    let writer = Writer::new(write, spec.opts.send_timeout);
-    let flusher = writer.flusher();
-    let pipe = Pipe::build(Spec {
+    let writer = Writer::start(write, spec.opts.send_timeout);
+    Pipe::build(Spec {
         proto: Proto::Tcp,
         kind: spec.kind,
         local,
@@ -106,9 +107,5 @@ fn start(stream: TcpStream, spec: StreamSpec) -> Pipe {
         parent: spec.parent,
         subscribe_all: spec.subscribe_all,
         clients_subscribe_all: false,
-    });
-    reader::spawn(&pipe);
-    // Not one of the pipe's tasks: it ends by itself once the pipe is gone (see `flusher`).
-    tokio::spawn(flusher);
-    pipe
+    })
 }
