@@ -7,7 +7,7 @@
 //! here a burst is combined from its second message on.
 //!
 //! The rule ([`Burst`]): a send that follows a wait for the peer (`recv` with a timeout),
-//! or comes after a pause of [`BURST_GAP`], goes straight to the socket as before, so a
+//! or comes after a pause of [`BURST_GAP`], goes straight to the socket, so a
 //! request or a ping-pong costs nothing extra. A send that follows another one closely is a
 //! burst: it is appended to the outbox, and a flusher task on the pipe's runtime writes the
 //! whole outbox as soon as it runs, with everything that piled up in the meantime. No timer
@@ -29,14 +29,14 @@ use tokio::task::JoinHandle;
 use super::{Error, Pipe, deadline_after, lock};
 
 /// Sends closer together than this, with no wait for the peer between them, form a burst.
-pub(super) const BURST_GAP: Duration = Duration::from_micros(20);
+const BURST_GAP: Duration = Duration::from_micros(20);
 
 /// Bytes buffered before a sender waits for the flusher (asyncio's default high water).
-pub(super) const HIGH_WATER: usize = 64 * 1024;
+const HIGH_WATER: usize = 64 * 1024;
 
 /// Whether a send starts a burst. Pure, so the rule is tested without sockets.
 #[derive(Debug, Default)]
-pub(super) struct Burst {
+struct Burst {
     last_send: Option<Instant>,
     /// A `recv` with a timeout ran since the last send: the next send answers the peer.
     waited: bool,
@@ -44,7 +44,7 @@ pub(super) struct Burst {
 
 impl Burst {
     /// Record a send at `now`; true if it starts a burst rather than continuing one.
-    pub(super) fn starts(&mut self, now: Instant) -> bool {
+    fn starts(&mut self, now: Instant) -> bool {
         let fresh = self.waited
             || self
                 .last_send
@@ -55,7 +55,7 @@ impl Burst {
     }
 
     /// The owner waited for the peer.
-    pub(super) fn waited(&mut self) {
+    fn waited(&mut self) {
         self.waited = true;
     }
 }
