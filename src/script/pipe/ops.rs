@@ -183,7 +183,7 @@ const RECV: Help = Help::method(
 const SEND: Help = Help::method(
     "pipes",
     &["pipe.send(data)", "pipe.send(data, [ip, port])"],
-    "Send a string, blob or bytes to the pipe's destination or to [ip, port]; raises if the pipe is closed or broken.",
+    "Send a string, blob or bytes to the pipe's destination or to [ip, port]; raises if the pipe is closed or broken. On TCP, sends in quick succession are combined into one write (a send after a recv goes out at once); close() writes them all before closing.",
     "let s = echo_server(UDP, \"127.0.0.1\", 0); let p = pipe_open(UDP, (), \"127.0.0.1\"); p.subscribe(); p.send(b\"x\", s.local); p.recv(2)",
 );
 const ACCEPT: Help = Help::method(
