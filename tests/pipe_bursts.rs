@@ -5,6 +5,9 @@
 //! fail, instead of bytes vanishing.
 //! The peer is a plain tokio socket, so nothing of the pipe is on the reading side.
 
+#[macro_use]
+mod common;
+
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -64,20 +67,7 @@ fn message(i: u32, len: usize) -> Vec<u8> {
     m
 }
 
-macro_rules! both_families {
-    ($($case:ident),* $(,)?) => {
-        mod v4 { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(false).await }
-        )* }
-        mod v6 { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(true).await }
-        )* }
-    };
-}
-
-both_families!(
+both_families_async!(
     a_burst_arrives_whole_and_in_order,
     concurrent_senders_never_split_a_message,
     close_writes_the_burst_before_the_fin,

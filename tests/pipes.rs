@@ -3,6 +3,9 @@
 //! events, linked pipes, closing and re-binding, and the errors callers see.
 //! Time bounds are generous: they only tell "returned at once" from "waited".
 
+#[macro_use]
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -41,22 +44,7 @@ async fn next_event(events: &mut Receiver<PipeEvent>) -> PipeEvent {
         .expect("event stream open")
 }
 
-/// Runs an `async fn(v6: bool)` case once per family, on a multi-threaded runtime as the
-/// REPL uses (readers and callers on different threads).
-macro_rules! both_families {
-    ($($case:ident),* $(,)?) => {
-        mod v4 { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(false).await }
-        )* }
-        mod v6 { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(true).await }
-        )* }
-    };
-}
-
-both_families!(
+both_families_async!(
     tcp_client_and_server_exchange,
     udp_client_and_server_exchange,
     regex_and_peer_filters_each_get_copies,

@@ -2,7 +2,22 @@
 //! captured in memory. Shared by the integration tests that talk to it in Rhai.
 
 // Each test binary uses its own subset of these helpers.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
+
+/// Runs each `async fn(v6: bool)` case once per family, on a multi-threaded runtime as the
+/// REPL uses (readers and callers on different threads). Needs `#[macro_use] mod common;`.
+macro_rules! both_families_async {
+    ($($case:ident),* $(,)?) => {
+        mod v4 { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(false).await }
+        )* }
+        mod v6 { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(true).await }
+        )* }
+    };
+}
 
 pub mod netns;
 
