@@ -19,6 +19,7 @@
 //! fails later (reset, timeout) is reported by the next `send`.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,25 +39,19 @@ const HIGH_WATER: usize = 64 * 1024;
 #[derive(Debug, Default)]
 struct Burst {
     last_send: Option<Instant>,
-    /// A `recv` with a timeout ran since the last send: the next send answers the peer.
-    waited: bool,
 }
 
 impl Burst {
     /// Record a send at `now`; true if it starts a burst rather than continuing one.
-    fn starts(&mut self, now: Instant) -> bool {
-        let fresh = self.waited
+    /// `answers` says the owner waited for the peer (`recv` with a timeout) since its last
+    /// send.
+    fn starts(&mut self, now: Instant, answers: bool) -> bool {
+        let fresh = answers
             || self
                 .last_send
                 .is_none_or(|last| now.saturating_duration_since(last) >= BURST_GAP);
         self.last_send = Some(now);
-        self.waited = false;
         fresh
-    }
-
-    /// The owner waited for the peer.
-    fn waited(&mut self) {
-        self.waited = true;
     }
 }
 
@@ -107,6 +102,9 @@ pub(super) struct Writer {
     shared: Arc<Shared>,
     /// The flusher task, until `shutdown` stops it.
     flusher: Mutex<Option<JoinHandle<()>>>,
+    /// The owner waited for the peer since its last send. Apart from the state, so that
+    /// every `recv` does not take its lock.
+    waited: AtomicBool,
 }
 
 impl Writer {
@@ -133,12 +131,13 @@ impl Writer {
         Writer {
             shared,
             flusher: Mutex::new(Some(flusher)),
+            waited: AtomicBool::new(false),
         }
     }
 
     /// The owner waits for the peer: its next send is an answer, not part of a burst.
     pub(super) fn waited(&self) {
-        lock(&self.shared.state).burst.waited();
+        self.waited.store(true, Ordering::Relaxed);
     }
 
     pub(super) async fn write(&self, pipe: &Pipe, data: &[u8]) -> Result<(), Error> {
@@ -159,7 +158,8 @@ impl Writer {
         if state.closed {
             return Err(pipe.closed_error());
         }
-        let fresh = state.burst.starts(Instant::now());
+        let answers = self.waited.swap(false, Ordering::Relaxed);
+        let fresh = state.burst.starts(Instant::now(), answers);
         let mut rest = data;
         let direct = fresh && state.pending.is_empty() && !state.flushing;
         // Only tried: if someone else is writing, this send joins the outbox.
@@ -235,12 +235,14 @@ impl Shared {
     /// Every unwritten byte is back in `pending` before any await, so a flush cut short
     /// (aborted, timed out) loses nothing.
     async fn flush(&self, out: &mut Out) {
-        let mut stalled_since: Option<tokio::time::Instant> = None;
         let Out { half, batch } = out;
+        // Shut down already: `close` failed the senders and woke them.
+        let Some(half) = half.as_ref() else { return };
+        let mut stalled_since: Option<tokio::time::Instant> = None;
         loop {
             {
                 let mut state = lock(&self.state);
-                if half.is_none() || state.pending.is_empty() || state.failed.is_some() {
+                if state.pending.is_empty() || state.failed.is_some() {
                     state.flushing = false;
                     break;
                 }
@@ -248,7 +250,6 @@ impl Shared {
                 state.flushing = true;
                 std::mem::swap(&mut state.pending, batch);
             }
-            let Some(half) = half.as_ref() else { break };
             self.room.notify_waiters();
             let mut written = 0;
             let outcome = loop {
@@ -267,13 +268,10 @@ impl Shared {
             match outcome {
                 Ok(()) => stalled_since = None,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    {
-                        let mut state = lock(&self.state);
-                        let newer = std::mem::take(&mut state.pending);
-                        state.pending.reserve(unwritten.len() + newer.len());
-                        state.pending.extend_from_slice(unwritten);
-                        state.pending.extend_from_slice(&newer);
-                    }
+                    // Back in front of what was sent meanwhile.
+                    lock(&self.state)
+                        .pending
+                        .splice(0..0, unwritten.iter().copied());
                     batch.clear();
                     let since = *stalled_since.get_or_insert_with(tokio::time::Instant::now);
                     let deadline = since + self.send_timeout;
@@ -372,37 +370,35 @@ mod tests {
 
     #[test]
     fn first_send_starts_a_burst() {
-        assert!(Burst::default().starts(Instant::now()));
+        assert!(Burst::default().starts(Instant::now(), false));
     }
 
     #[test]
     fn close_sends_continue_a_burst_and_a_pause_ends_it() {
         let mut burst = Burst::default();
         let t = Instant::now();
-        assert!(burst.starts(t));
-        assert!(!burst.starts(t + BURST_GAP / 4));
-        assert!(!burst.starts(t + BURST_GAP / 2));
+        assert!(burst.starts(t, false));
+        assert!(!burst.starts(t + BURST_GAP / 4, false));
+        assert!(!burst.starts(t + BURST_GAP / 2, false));
         // The gap counts from the last send, not from the burst's start.
-        assert!(!burst.starts(t + BURST_GAP));
-        assert!(burst.starts(t + BURST_GAP * 3));
+        assert!(!burst.starts(t + BURST_GAP, false));
+        assert!(burst.starts(t + BURST_GAP * 3, false));
     }
 
     #[test]
-    fn a_wait_for_the_peer_ends_a_burst() {
+    fn an_answer_to_the_peer_starts_a_burst_however_close() {
         let mut burst = Burst::default();
         let t = Instant::now();
-        assert!(burst.starts(t));
-        burst.waited();
-        assert!(burst.starts(t));
-        // Only once: the send after the answer continues a burst again.
-        assert!(!burst.starts(t));
+        assert!(burst.starts(t, false));
+        assert!(burst.starts(t, true));
+        assert!(!burst.starts(t, false));
     }
 
     #[test]
     fn a_clock_going_backwards_is_not_a_pause() {
         let mut burst = Burst::default();
         let t = Instant::now() + BURST_GAP;
-        assert!(burst.starts(t));
-        assert!(!burst.starts(t - BURST_GAP));
+        assert!(burst.starts(t, false));
+        assert!(!burst.starts(t - BURST_GAP, false));
     }
 }
