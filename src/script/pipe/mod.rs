@@ -134,13 +134,16 @@ struct OpenArgs {
     up_cb: Dynamic,
 }
 
+/// An optional argument of `pipe_open` that was not given.
+const LEFT_OUT: Dynamic = Dynamic::UNIT;
+
 impl OpenArgs {
-    fn new(dest: Dynamic, route: Dynamic) -> Self {
+    fn new(dest: Dynamic, route: Dynamic, msg_cb: Dynamic, up_cb: Dynamic) -> Self {
         Self {
             dest,
             route,
-            msg_cb: Dynamic::UNIT,
-            up_cb: Dynamic::UNIT,
+            msg_cb,
+            up_cb,
         }
     }
 }
@@ -294,7 +297,12 @@ pub fn register(reg: &mut Registrar, _ctx: &BindContext) {
         "pipe_open",
         &PIPE_OPEN,
         move |ctx: NativeCallContext, proto: Dynamic, dest: Dynamic| {
-            open(&ctx, &r, proto, OpenArgs::new(dest, Dynamic::UNIT))
+            open(
+                &ctx,
+                &r,
+                proto,
+                OpenArgs::new(dest, LEFT_OUT, LEFT_OUT, LEFT_OUT),
+            )
         },
     );
     let r = resolver.clone();
@@ -302,7 +310,12 @@ pub fn register(reg: &mut Registrar, _ctx: &BindContext) {
         "pipe_open",
         &PIPE_OPEN,
         move |ctx: NativeCallContext, proto: Dynamic, dest: Dynamic, route: Dynamic| {
-            open(&ctx, &r, proto, OpenArgs::new(dest, route))
+            open(
+                &ctx,
+                &r,
+                proto,
+                OpenArgs::new(dest, route, LEFT_OUT, LEFT_OUT),
+            )
         },
     );
     let r = resolver.clone();
@@ -314,11 +327,12 @@ pub fn register(reg: &mut Registrar, _ctx: &BindContext) {
               dest: Dynamic,
               route: Dynamic,
               msg_cb: Dynamic| {
-            let given = OpenArgs {
-                msg_cb,
-                ..OpenArgs::new(dest, route)
-            };
-            open(&ctx, &r, proto, given)
+            open(
+                &ctx,
+                &r,
+                proto,
+                OpenArgs::new(dest, route, msg_cb, LEFT_OUT),
+            )
         },
     );
     let r = resolver;
@@ -331,12 +345,7 @@ pub fn register(reg: &mut Registrar, _ctx: &BindContext) {
               route: Dynamic,
               msg_cb: Dynamic,
               up_cb: Dynamic| {
-            let given = OpenArgs {
-                msg_cb,
-                up_cb,
-                ..OpenArgs::new(dest, route)
-            };
-            open(&ctx, &r, proto, given)
+            open(&ctx, &r, proto, OpenArgs::new(dest, route, msg_cb, up_cb))
         },
     );
     reg.func(
