@@ -114,7 +114,7 @@ impl Netns {
         Ok(ns)
     }
 
-    /// Runs the REPL binary with `args` inside the namespace.
+    /// Runs the REPL binary with `args` inside the namespace; it must exit 0.
     pub fn repl(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new("ip");
         cmd.args([
@@ -124,7 +124,13 @@ impl Netns {
             env!("CARGO_BIN_EXE_p2pd-repl"),
         ])
         .args(args);
-        run(&mut cmd, Duration::from_secs(30))
+        let out = run(&mut cmd, Duration::from_secs(30));
+        assert!(
+            out.status.success(),
+            "p2pd-repl {args:?} failed in the namespace: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
     }
 
     /// A kernel counter of the namespace from `/proc/net/snmp` (e.g. `("Udp", "OutDatagrams")`).
