@@ -1,0 +1,269 @@
+//! When a NAT probe sends copies of a request, and when its silence becomes evidence.
+//! Pure arithmetic over send times, RTTs and a loss count, so the rules are tested without
+//! a clock (and the simulator in `sim.rs` can check them against thousands of lossy runs).
+//!
+//! Every copy of a request is its own transaction (a fresh transaction id), so the prober
+//! knows exactly which copies were answered: that gives an exact RTT per copy and a count
+//! of lost round trips on paths that are known to answer ([`LossCount`]). Silence is then
+//! judged by probability, not by a fixed wait: a filtering test concludes "silent" once
+//! enough copies have had time to come back that all of them being lost is less likely
+//! than [`SilenceRule::epsilon`] at the loss rate seen so far (an upper estimate), and not
+//! before one RTT plus a margin after the test started. A clean path therefore concludes
+//! after a burst of a few copies and one RTT; a lossy one sends more copies and waits for
+//! them. Positive tests (a binding that must be answered) simply keep sending copies, on
+//! the same schedule, until they are answered or the run ends.
+//!
+//! The schedule: two copies at the start (0 and 5 ms, so one lost datagram costs no RTT),
+//! then, while the path's RTT is unknown, gaps doubling from the initial RTO (RFC 5389
+//! §7.2.1 style); once it is known, a copy every RTT/4 (between 5 and 50 ms), so that at
+//! 300 ms RTT several copies are already on their way when the first reply shows the RTT.
+
+use std::time::{Duration, Instant};
+
+/// Copies sent at once when a probe starts, 5 ms apart.
+const BURST: usize = 2;
+const BURST_GAP: Duration = Duration::from_millis(5);
+/// Bounds on the gap between later copies once the RTT is known.
+const MIN_GAP: Duration = Duration::from_millis(5);
+const MAX_GAP: Duration = Duration::from_millis(50);
+
+/// Round trips on answering paths whose fate is known: `expired` copies had time to come
+/// back, `lost` of them did not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LossCount {
+    pub lost: u32,
+    pub expired: u32,
+}
+
+impl LossCount {
+    /// An upper estimate of the round-trip loss rate: (lost + 1) / (expired + 2). With no
+    /// samples it is 1/2, so an unknown path is treated as a bad one.
+    pub fn upper(&self) -> f64 {
+        (f64::from(self.lost) + 1.0) / (f64::from(self.expired) + 2.0)
+    }
+
+    /// The measured rate, if anything was measured.
+    pub fn rate(&self) -> Option<f64> {
+        (self.expired > 0).then(|| f64::from(self.lost) / f64::from(self.expired))
+    }
+}
+
+/// How copies are spaced and when silence counts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SilenceRule {
+    /// Silence never concludes before the test's start plus one RTT plus this.
+    pub margin: Duration,
+    /// Accepted chance that every copy of a test was lost and its silence is wrong.
+    pub epsilon: f64,
+    /// Fewest copies that must have had time to return before silence counts.
+    pub min_copies: u32,
+    /// Most copies of one request.
+    pub max_copies: u32,
+    /// Silence concludes after this long whatever the copies say.
+    pub ceiling: Duration,
+    /// First gap after the burst while the RTT is unknown; doubles after each copy.
+    pub rto: Duration,
+}
+
+impl Default for SilenceRule {
+    fn default() -> Self {
+        SilenceRule {
+            margin: Duration::from_millis(50),
+            epsilon: 1e-3,
+            min_copies: 2,
+            max_copies: 16,
+            ceiling: Duration::from_secs(2),
+            rto: Duration::from_millis(100),
+        }
+    }
+}
+
+impl SilenceRule {
+    /// How many copies must have had time to return before silence is believed, at the
+    /// loss rate `loss` shows (its upper estimate).
+    pub fn copies_needed(&self, loss: LossCount) -> u32 {
+        let q = loss.upper().clamp(1e-6, 0.999);
+        let n = (self.epsilon.ln() / q.ln()).ceil();
+        // `n` is finite and positive here; the cast saturates if it were not.
+        (n as u32).clamp(self.min_copies, self.max_copies)
+    }
+
+    /// Slack for jitter on a path of `rtt`: an eighth of it plus 2 ms.
+    pub fn jitter(rtt: Duration) -> Duration {
+        rtt / 8 + Duration::from_millis(2)
+    }
+
+    /// Copies sent early enough to have come back by `now` on a path of `rtt`.
+    pub fn eligible(sent: &[Instant], now: Instant, rtt: Duration) -> u32 {
+        let wait = rtt + Self::jitter(rtt);
+        let n = sent.iter().filter(|&&s| s + wait <= now).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Whether a test that started at `started`, sent copies at `sent` and heard nothing
+    /// may now be called silent.
+    pub fn is_silent(
+        &self,
+        started: Instant,
+        sent: &[Instant],
+        now: Instant,
+        rtt: Duration,
+        loss: LossCount,
+    ) -> bool {
+        if now >= started + self.ceiling {
+            return true;
+        }
+        now >= started + rtt + self.margin
+            && Self::eligible(sent, now, rtt) >= self.copies_needed(loss)
+    }
+
+    /// When a silence test can next change its mind: the later of its floor and the
+    /// moment the copy that completes the needed count becomes eligible.
+    pub fn silent_at(
+        &self,
+        started: Instant,
+        sent: &[Instant],
+        rtt: Duration,
+        loss: LossCount,
+    ) -> Option<Instant> {
+        let floor = started + rtt + self.margin;
+        let needed = usize::try_from(self.copies_needed(loss)).unwrap_or(usize::MAX);
+        let copy = sent.get(needed.checked_sub(1)?)?;
+        Some(
+            floor
+                .max(*copy + rtt + Self::jitter(rtt))
+                .min(started + self.ceiling),
+        )
+    }
+
+    /// When the next copy of a request is due: `None` when no more should be sent.
+    /// `rtt` is the path's RTT if known; `wanted` caps the copies (the silence need plus
+    /// one for a silence test, `max_copies` for a test that waits for an answer).
+    pub fn next_copy(
+        &self,
+        started: Instant,
+        sent: &[Instant],
+        rtt: Option<Duration>,
+        wanted: u32,
+    ) -> Option<Instant> {
+        let count = sent.len();
+        let cap = usize::try_from(wanted.min(self.max_copies)).unwrap_or(usize::MAX);
+        if count >= cap {
+            return None;
+        }
+        let Some(&last) = sent.last() else {
+            return Some(started);
+        };
+        if count < BURST {
+            return Some(last + BURST_GAP);
+        }
+        let gap = match rtt {
+            Some(rtt) => (rtt / 4).clamp(MIN_GAP, MAX_GAP),
+            None => {
+                let doublings = u32::try_from(count - BURST).unwrap_or(u32::MAX).min(16);
+                self.rto.saturating_mul(1 << doublings)
+            }
+        };
+        Some(last + gap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn at(t0: Instant, ms: &[u64]) -> Vec<Instant> {
+        ms.iter()
+            .map(|&m| t0 + MS * u32::try_from(m).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_path_needs_few_copies_and_a_lossy_one_many() {
+        let rule = SilenceRule::default();
+        let clean = LossCount {
+            lost: 0,
+            expired: 40,
+        };
+        assert_eq!(rule.copies_needed(clean), 2);
+        // 25% each way: 44% of round trips lost.
+        let lossy = LossCount {
+            lost: 18,
+            expired: 40,
+        };
+        assert!(
+            rule.copies_needed(lossy) >= 8,
+            "{}",
+            rule.copies_needed(lossy)
+        );
+        // Nothing measured: treated as a bad path, never as a clean one.
+        assert!(rule.copies_needed(LossCount::default()) >= 10);
+        let hopeless = LossCount {
+            lost: 1000,
+            expired: 1000,
+        };
+        assert_eq!(rule.copies_needed(hopeless), rule.max_copies);
+    }
+
+    #[test]
+    fn silence_waits_for_the_floor_and_for_eligible_copies() {
+        let rule = SilenceRule::default();
+        let t0 = Instant::now();
+        let clean = LossCount {
+            lost: 0,
+            expired: 40,
+        };
+        let rtt = 300 * MS;
+        let sent = at(t0, &[0, 5, 105]);
+        // Two copies back by 0 + 300 + 39.5 = 339.5 ms, but the floor is 350 ms.
+        assert!(!rule.is_silent(t0, &sent, t0 + 345 * MS, rtt, clean));
+        assert!(rule.is_silent(t0, &sent, t0 + 351 * MS, rtt, clean));
+        assert_eq!(rule.silent_at(t0, &sent, rtt, clean), Some(t0 + 350 * MS));
+        // Lossy: more copies are needed than were sent, so no verdict until the ceiling.
+        let lossy = LossCount {
+            lost: 18,
+            expired: 40,
+        };
+        assert!(!rule.is_silent(t0, &sent, t0 + 1500 * MS, rtt, lossy));
+        assert_eq!(rule.silent_at(t0, &sent, rtt, lossy), None);
+        assert!(rule.is_silent(t0, &sent, t0 + 2000 * MS, rtt, lossy));
+    }
+
+    #[test]
+    fn schedule_bursts_then_doubles_then_follows_the_rtt() {
+        let rule = SilenceRule::default();
+        let t0 = Instant::now();
+        assert_eq!(rule.next_copy(t0, &[], None, 16), Some(t0));
+        assert_eq!(
+            rule.next_copy(t0, &at(t0, &[0]), None, 16),
+            Some(t0 + 5 * MS)
+        );
+        let two = at(t0, &[0, 5]);
+        assert_eq!(rule.next_copy(t0, &two, None, 16), Some(t0 + 105 * MS));
+        let three = at(t0, &[0, 5, 105]);
+        assert_eq!(rule.next_copy(t0, &three, None, 16), Some(t0 + 305 * MS));
+        // Known RTT: a quarter of it, within 5..50 ms.
+        assert_eq!(
+            rule.next_copy(t0, &three, Some(300 * MS), 16),
+            Some(t0 + 155 * MS)
+        );
+        assert_eq!(
+            rule.next_copy(t0, &three, Some(MS), 16),
+            Some(t0 + 110 * MS)
+        );
+        assert_eq!(rule.next_copy(t0, &three, Some(MS), 3), None);
+    }
+
+    #[test]
+    fn loss_estimates() {
+        assert_eq!(LossCount::default().rate(), None);
+        let c = LossCount {
+            lost: 1,
+            expired: 4,
+        };
+        assert_eq!(c.rate(), Some(0.25));
+        assert!((c.upper() - 2.0 / 6.0).abs() < 1e-9);
+    }
+}
