@@ -79,7 +79,7 @@ asyncio.run(main(sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))
 "#;
 
 fn config(servers: &[String]) -> StunConfig {
-    StunConfig::resolve(servers, None).expect("benchmark STUN server list")
+    StunConfig::resolve(servers, None, None).expect("benchmark STUN server list")
 }
 
 fn split(list: &str) -> Vec<String> {

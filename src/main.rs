@@ -28,6 +28,7 @@ Examples:
   p2pd-repl -e 'print(1 + 1)'        run one piece of code
   echo 'print(1)' | p2pd-repl        run stdin as a script
   p2pd-repl --stun 127.0.0.1:3478    use this STUN server (repeatable; or P2PD_STUN=a,b)
+  p2pd-repl --stun-list FILE         use a server list (format of data/stun_servers.txt)
   p2pd-repl stun-server 127.0.0.1:3478 127.0.0.2:3479
                                      run the built-in RFC 5780 STUN server
 
@@ -48,6 +49,11 @@ struct Args {
     /// STUN server HOST:PORT to use instead of the defaults (repeatable; overrides P2PD_STUN).
     #[arg(long = "stun", value_name = "HOST:PORT")]
     stun: Vec<String>,
+
+    /// A STUN server list file in the format of data/stun_servers.txt, instead of the
+    /// built-in list (or set P2PD_STUN_LIST; --stun and P2PD_STUN take precedence).
+    #[arg(long = "stun-list", value_name = "FILE")]
+    stun_list: Option<PathBuf>,
 
     /// Run CODE instead of a file or the REPL.
     #[arg(
@@ -114,7 +120,7 @@ fn run() -> i32 {
     if let Some(Command::StunServer { primary, alternate }) = args.command {
         return runtime.block_on(stun_server(primary, alternate));
     }
-    let stun = match StunConfig::from_env(&args.stun) {
+    let stun = match StunConfig::from_env(&args.stun, args.stun_list.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("p2pd-repl: {e}");

@@ -243,18 +243,25 @@ async fn lookup(host: &str, family: Family, opts: &ResolveOptions) -> Result<IpA
         Ok(Err(hickory_resolver::net::NetError::Timeout)) => {
             return Err(timed_out());
         }
-        Ok(Err(e)) if e.is_no_records_found() || e.is_nx_domain() => {
+        Ok(Err(e)) if e.is_nx_domain() => {
             return Err(Error::NotFound {
                 host: host.to_owned(),
                 family,
-                reason: e.to_string(),
+                reason: "no such name".to_owned(),
+            });
+        }
+        Ok(Err(e)) if e.is_no_records_found() => {
+            return Err(Error::NotFound {
+                host: host.to_owned(),
+                family,
+                reason: "no DNS answer".to_owned(),
             });
         }
         Ok(Err(e)) => {
             return Err(Error::Lookup {
                 host: host.to_owned(),
                 family,
-                reason: e.to_string(),
+                reason: plain_reason(&e.to_string()),
             });
         }
         Ok(Ok(lookup)) => lookup,
@@ -268,6 +275,46 @@ async fn lookup(host: &str, family: Family, opts: &ResolveOptions) -> Result<IpA
             family,
             reason: "the answer held no address of that family".to_owned(),
         })
+}
+
+/// A resolver error in a few words: hickory's texts can embed debug renderings of its
+/// query types (`Query { name: Name(...) }`), which no user should have to read.
+fn plain_reason(text: &str) -> String {
+    if text.contains("no connections available") {
+        return "no DNS server is configured or reachable".to_owned();
+    }
+    let cut = text
+        .find(|c| matches!(c, '{' | '(' | '['))
+        .map_or(text, |i| &text[..i]);
+    let cut = cut.trim().trim_end_matches(':').trim();
+    let words: String = cut.chars().take(80).collect();
+    if words.is_empty() {
+        "DNS error".to_owned()
+    } else {
+        words
+    }
+}
+
+impl Error {
+    /// Why the name gave no address, in a few words for grouped warnings
+    /// (`name did not resolve (no DNS answer)`), without the name itself.
+    pub fn cause(&self) -> String {
+        match self {
+            Error::EmptyHost => "empty host name".to_owned(),
+            Error::WrongFamily { literal, .. } => format!("is an {literal} address"),
+            Error::BadZone { zone, .. } => format!("unknown IPv6 zone {zone:?}"),
+            Error::TimedOut { timeout, .. } => format!(
+                "name did not resolve (no DNS answer within {:.1} s)",
+                timeout.as_secs_f64()
+            ),
+            Error::NotFound { family, reason, .. } if reason == "no DNS answer" => {
+                format!("name did not resolve (no {family} address)")
+            }
+            Error::NotFound { reason, .. } | Error::Lookup { reason, .. } => {
+                format!("name did not resolve ({reason})")
+            }
+        }
+    }
 }
 
 /// One resolver per (family, options): hickory keeps its answer cache inside the resolver.

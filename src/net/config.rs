@@ -1,48 +1,61 @@
 //! STUN servers and timeouts, with the override order the CLI and scripts use.
 //!
 //! P2PD hard-codes hundreds of server IPs that go stale and offers no override but
-//! mutating module lists (baseline §4.4). Here: a short embedded list of public servers by
-//! host name for real users, overridden (strongest first) by an explicit list (`--stun
-//! HOST:PORT`, repeatable, or a script's `stun_servers([...])`), then `P2PD_STUN`
-//! (comma-separated), then the defaults. Resolution is a pure function: the environment
-//! value is a parameter, so tests never touch the process environment. Nothing here opens
-//! a socket; tests never contact these servers.
+//! mutating module lists. Here the default list is a data file, `data/stun_servers.txt`,
+//! that says for each server what its source claims it can do (RFC 5780, RFC 3489 or
+//! plain), on which IP families, where the entry came from and when it was checked; it is
+//! compiled in. Overrides, strongest first: an explicit list (`--stun HOST:PORT`,
+//! repeatable, or a script's `stun_servers([...])`), then `P2PD_STUN` (comma-separated),
+//! then a list file in the same format (`--stun-list FILE` or `P2PD_STUN_LIST`), then the
+//! defaults. Claims only pace the probes: what a server does is checked at run time
+//! (`net::nat`). Resolution is a pure function: environment values are parameters, so
+//! tests never touch the process environment. Nothing here opens a socket; tests never
+//! contact the default servers.
 
 use std::fmt;
 use std::time::Duration;
 
+use crate::net::ip_range::Family;
+use crate::net::nat::Claim;
+
 /// The environment variable holding comma-separated `HOST[:PORT]` entries.
 pub const STUN_ENV: &str = "P2PD_STUN";
+/// The environment variable naming a server list file (the format of the default list).
+pub const STUN_LIST_ENV: &str = "P2PD_STUN_LIST";
 /// RFC 8489 §18.6 default STUN port.
 pub const STUN_PORT: u16 = 3478;
+/// The compiled-in default list.
+pub const DEFAULT_LIST: &str = include_str!("../../data/stun_servers.txt");
+/// Longest host name accepted (RFC 1035 §2.3.4: 253 characters in text form).
+const MAX_HOST_LEN: usize = 253;
 
-/// Embedded defaults: (host, port, known to answer RFC 5780 OTHER-ADDRESS). The flag is a
-/// hint for ordering NAT tests; the NAT code still checks each reply for OTHER-ADDRESS.
-pub const DEFAULT_STUN_SERVERS: &[(&str, u16, bool)] = &[
-    ("stun.stunprotocol.org", 3478, true),
-    ("stun.l.google.com", 19302, false),
-    ("stun1.l.google.com", 19302, false),
-    ("stun2.l.google.com", 19302, false),
-    ("stun.cloudflare.com", 3478, false),
-    ("stun.nextcloud.com", 443, false),
-    ("stun.sipgate.net", 3478, false),
-];
-
-/// A configuration entry that is not `HOST[:PORT]`.
+/// A configuration entry or list line that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    #[error("bad STUN server {entry:?} from {origin}: expected HOST, HOST:PORT or [IPv6]:PORT")]
+    #[error("bad STUN server {entry} from {origin}: expected HOST, HOST:PORT or [IPv6]:PORT")]
     BadServer { entry: String, origin: StunSource },
+    #[error("{path}:{line}: {message}")]
+    BadList {
+        path: String,
+        line: usize,
+        message: String,
+    },
+    #[error("cannot read the STUN server list {path}: {message}")]
+    ListUnreadable { path: String, message: String },
 }
 
 /// Where the server list came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StunSource {
-    /// `--stun` options or a script call.
+    /// `--stun` options.
     Explicit,
+    /// A script's `stun_servers([...])` or another function's argument.
+    Script,
     /// The `P2PD_STUN` environment variable.
     Env,
-    /// [`DEFAULT_STUN_SERVERS`].
+    /// A list file (`--stun-list` or `P2PD_STUN_LIST`).
+    List,
+    /// The compiled-in list.
     Default,
 }
 
@@ -50,26 +63,58 @@ impl fmt::Display for StunSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             StunSource::Explicit => "--stun",
+            StunSource::Script => "the argument",
             StunSource::Env => STUN_ENV,
+            StunSource::List => "the server list",
             StunSource::Default => "the built-in list",
         })
     }
 }
 
-/// One STUN server by name or literal; resolved later by the STUN client.
+/// The IP families a server answers on (both, when unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Families {
+    pub v4: bool,
+    pub v6: bool,
+}
+
+impl Families {
+    pub const BOTH: Families = Families { v4: true, v6: true };
+
+    pub fn allows(self, family: Family) -> bool {
+        match family {
+            Family::V4 => self.v4,
+            Family::V6 => self.v6,
+        }
+    }
+}
+
+/// One STUN server by name or literal; resolved later, per family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StunServer {
     pub host: String,
     pub port: u16,
-    /// Known to support RFC 5780 (a hint; unknown for user-given servers).
-    pub rfc5780: bool,
+    /// What its source claims (`Unknown` for servers the user names).
+    pub claim: Claim,
+    /// Families its source saw it answer on.
+    pub families: Families,
+}
+
+/// `text`, cut to about 80 characters with its full length noted, for error messages.
+fn shown(text: &str) -> String {
+    const MAX: usize = 80;
+    if text.chars().count() <= MAX {
+        return format!("{text:?}");
+    }
+    let cut: String = text.chars().take(MAX).collect();
+    format!("{cut:?}... ({} characters)", text.chars().count())
 }
 
 impl StunServer {
     /// Parses `host`, `host:port`, `1.2.3.4:port`, `[v6]:port` or a bare IPv6 literal.
     pub fn parse(entry: &str, source: StunSource) -> Result<StunServer, Error> {
         let bad = || Error::BadServer {
-            entry: entry.to_string(),
+            entry: shown(entry),
             origin: source,
         };
         let e = entry.trim();
@@ -89,13 +134,14 @@ impl StunServer {
             }
         };
         let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_');
-        if host.is_empty() || port == 0 || !host.chars().all(valid) {
+        if host.is_empty() || host.len() > MAX_HOST_LEN || port == 0 || !host.chars().all(valid) {
             return Err(bad());
         }
         Ok(StunServer {
             host: host.to_string(),
             port,
-            rfc5780: false,
+            claim: Claim::Unknown,
+            families: Families::BOTH,
         })
     }
 }
@@ -108,6 +154,68 @@ impl fmt::Display for StunServer {
             write!(f, "{}:{}", self.host, self.port)
         }
     }
+}
+
+/// Parses a server list (the format of `data/stun_servers.txt`: `HOST PORT CAPS FAMILIES
+/// SOURCE CHECKED` per line, `#` comments). `path` names the file in errors.
+pub fn parse_list(text: &str, path: &str) -> Result<Vec<StunServer>, Error> {
+    let mut out = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |message: String| Error::BadList {
+            path: path.to_string(),
+            line: n + 1,
+            message,
+        };
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let [host, port, caps, families, _source, _checked] = cols[..] else {
+            return Err(bad(format!(
+                "expected 6 columns (HOST PORT CAPS FAMILIES SOURCE CHECKED), found {}",
+                cols.len()
+            )));
+        };
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| bad(format!("port {} is not 1-65535", shown(port))))?;
+        let claim = match caps {
+            "5780" | "3489" => Claim::Change,
+            "plain" => Claim::Plain,
+            other => {
+                return Err(bad(format!(
+                    "CAPS {} is not 5780, 3489 or plain",
+                    shown(other)
+                )));
+            }
+        };
+        let families = match families {
+            "4" => Families {
+                v4: true,
+                v6: false,
+            },
+            "6" => Families {
+                v4: false,
+                v6: true,
+            },
+            "46" => Families::BOTH,
+            other => return Err(bad(format!("FAMILIES {} is not 4, 6 or 46", shown(other)))),
+        };
+        let entry = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let mut server =
+            StunServer::parse(&entry, StunSource::List).map_err(|e| bad(e.to_string()))?;
+        server.claim = claim;
+        server.families = families;
+        out.push(server);
+    }
+    Ok(out)
 }
 
 /// STUN servers plus the timeouts the interface and NAT code use.
@@ -127,14 +235,9 @@ pub struct StunConfig {
 
 impl Default for StunConfig {
     fn default() -> StunConfig {
-        let servers = DEFAULT_STUN_SERVERS
-            .iter()
-            .map(|&(host, port, rfc5780)| StunServer {
-                host: host.to_string(),
-                port,
-                rfc5780,
-            })
-            .collect();
+        // The compiled-in list parses (a unit test checks it); an empty list is the safe
+        // fallback all the same.
+        let servers = parse_list(DEFAULT_LIST, "data/stun_servers.txt").unwrap_or_default();
         StunConfig {
             servers,
             source: StunSource::Default,
@@ -148,8 +251,13 @@ impl Default for StunConfig {
 
 impl StunConfig {
     /// Picks the server list: `explicit` if non-empty, else `env` (the value of
-    /// `P2PD_STUN`) if it names at least one server, else the defaults.
-    pub fn resolve(explicit: &[String], env: Option<&str>) -> Result<StunConfig, Error> {
+    /// `P2PD_STUN`) if it names at least one server, else `list` (a list file's path and
+    /// text), else the defaults.
+    pub fn resolve(
+        explicit: &[String],
+        env: Option<&str>,
+        list: Option<(&str, &str)>,
+    ) -> Result<StunConfig, Error> {
         let parse_all = |entries: Vec<&str>, source| -> Result<Vec<StunServer>, Error> {
             entries
                 .into_iter()
@@ -174,6 +282,8 @@ impl StunConfig {
             )
         } else if !env.is_empty() {
             (parse_all(env, StunSource::Env)?, StunSource::Env)
+        } else if let Some((path, text)) = list {
+            (parse_list(text, path)?, StunSource::List)
         } else {
             return Ok(StunConfig::default());
         };
@@ -184,14 +294,35 @@ impl StunConfig {
         })
     }
 
-    /// [`StunConfig::resolve`] with the process's `P2PD_STUN`.
-    pub fn from_env(explicit: &[String]) -> Result<StunConfig, Error> {
-        StunConfig::resolve(explicit, std::env::var(STUN_ENV).ok().as_deref())
+    /// [`StunConfig::resolve`] with the process's `P2PD_STUN`, and the list file `list`
+    /// (`--stun-list`) or else the one `P2PD_STUN_LIST` names.
+    pub fn from_env(
+        explicit: &[String],
+        list: Option<&std::path::Path>,
+    ) -> Result<StunConfig, Error> {
+        let env_list = std::env::var_os(STUN_LIST_ENV).filter(|v| !v.is_empty());
+        let path = list
+            .map(std::path::Path::to_path_buf)
+            .or(env_list.map(std::path::PathBuf::from));
+        let text = match &path {
+            Some(p) => Some(
+                std::fs::read_to_string(p).map_err(|e| Error::ListUnreadable {
+                    path: p.display().to_string(),
+                    message: e.to_string(),
+                })?,
+            ),
+            None => None,
+        };
+        let shown_path = path.as_ref().map(|p| p.display().to_string());
+        let list = shown_path.as_deref().zip(text.as_deref());
+        StunConfig::resolve(explicit, std::env::var(STUN_ENV).ok().as_deref(), list)
     }
 
-    /// Servers known to support RFC 5780, for NAT behaviour tests.
-    pub fn rfc5780_servers(&self) -> impl Iterator<Item = &StunServer> {
-        self.servers.iter().filter(|s| s.rfc5780)
+    /// The servers worth asking from an address of `family`.
+    pub fn servers_for(&self, family: Family) -> impl Iterator<Item = &StunServer> {
+        self.servers
+            .iter()
+            .filter(move |s| s.families.allows(family))
     }
 }
 
@@ -206,22 +337,26 @@ mod tests {
     #[test]
     fn override_order() {
         let cli = s(&["127.0.0.1:3478", "[::1]:3479"]);
-        let c = StunConfig::resolve(&cli, Some("127.0.0.2:5000")).expect("valid");
+        let c = StunConfig::resolve(&cli, Some("127.0.0.2:5000"), None).expect("valid");
         assert_eq!(c.source, StunSource::Explicit);
         assert_eq!(c.servers.len(), 2);
         assert_eq!(c.servers[1].to_string(), "[::1]:3479");
 
-        let c = StunConfig::resolve(&[], Some(" 127.0.0.2:5000 , localhost ,")).expect("valid");
+        let c =
+            StunConfig::resolve(&[], Some(" 127.0.0.2:5000 , localhost ,"), None).expect("valid");
         assert_eq!(c.source, StunSource::Env);
         let shown: Vec<String> = c.servers.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["127.0.0.2:5000", "localhost:3478"]);
 
         for env in [None, Some(""), Some(" , ")] {
-            let c = StunConfig::resolve(&s(&[""]), env).expect("valid");
+            let c = StunConfig::resolve(&s(&[""]), env, None).expect("valid");
             assert_eq!(c.source, StunSource::Default);
-            assert_eq!(c.servers.len(), DEFAULT_STUN_SERVERS.len());
+            assert_eq!(c.servers.len(), StunConfig::default().servers.len());
         }
-        assert!(StunConfig::default().rfc5780_servers().count() >= 1);
+        let list = "lab1.test 3478 5780 4 lab 2026-12-03\n";
+        let c = StunConfig::resolve(&[], None, Some(("lab.txt", list))).expect("valid");
+        assert_eq!(c.source, StunSource::List);
+        assert_eq!(c.servers[0].claim, Claim::Change);
         assert_eq!(StunConfig::default().nat_timeout, Duration::from_secs(4));
     }
 
@@ -253,7 +388,54 @@ mod tests {
         ] {
             assert!(StunServer::parse(bad, StunSource::Env).is_err(), "{bad:?}");
         }
-        let err = StunConfig::resolve(&[], Some("ok.example:1,bad:x")).expect_err("bad entry");
+        let err =
+            StunConfig::resolve(&[], Some("ok.example:1,bad:x"), None).expect_err("bad entry");
         assert!(err.to_string().contains("P2PD_STUN") && err.to_string().contains("bad:x"));
+        let huge = "x".repeat(10_000);
+        let err = StunServer::parse(&huge, StunSource::Script).expect_err("too long");
+        let text = err.to_string();
+        assert!(
+            text.len() < 200 && text.contains("10000 characters"),
+            "{text}"
+        );
+    }
+
+    /// The shipped list parses, holds change-capable and plain servers of both families,
+    /// and says where every entry came from.
+    #[test]
+    fn default_list_is_made_for_the_real_world() {
+        let list =
+            parse_list(DEFAULT_LIST, "data/stun_servers.txt").expect("the shipped list parses");
+        let count = |f: &dyn Fn(&StunServer) -> bool| list.iter().filter(|s| f(s)).count();
+        assert!(count(&|s| s.claim == Claim::Change && s.families.v4) >= 8);
+        assert!(count(&|s| s.claim == Claim::Change && s.families.v6) >= 3);
+        assert!(count(&|s| s.claim == Claim::Plain && s.families.v4) >= 3);
+        assert!(count(&|s| s.claim == Claim::Plain && s.families.v6) >= 2);
+        for line in DEFAULT_LIST
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(cols.len(), 6, "{line}");
+            assert!(cols[5].starts_with("20"), "no check date: {line}");
+        }
+    }
+
+    #[test]
+    fn list_errors_name_the_line() {
+        for (text, needle) in [
+            ("a.test 3478 5780 4 src\n", "expected 6 columns"),
+            ("a.test 0 5780 4 src 2026-01\n", "port \"0\" is not 1-65535"),
+            ("a.test 3478 5389 4 src 2026-01\n", "CAPS \"5389\""),
+            ("a.test 3478 plain 5 src 2026-01\n", "FAMILIES \"5\""),
+            (
+                "# ok\n\nbad host! 3478 plain 4 src 2026-01\n",
+                "expected 6 columns",
+            ),
+        ] {
+            let err = parse_list(text, "list.txt").expect_err(text).to_string();
+            assert!(err.contains(needle), "{err}");
+            assert!(err.starts_with("list.txt:"), "{err}");
+        }
     }
 }

@@ -376,6 +376,9 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
         .register_get("warnings", |h: &mut InterfaceHandle| {
             h.read(|i| strings(i.warnings.clone()))
         })
+        .register_get("warning_details", |h: &mut InterfaceHandle| {
+            h.read(|i| strings(i.warning_details.clone()))
+        })
         .register_get("is_default", |h: &mut InterfaceHandle| {
             h.read(|i| Family::ALL.iter().any(|f| i.is_default(*f)))
         })

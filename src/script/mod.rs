@@ -22,6 +22,7 @@ pub mod session;
 pub mod shell;
 pub mod sink;
 pub mod stun;
+pub mod stun_probe;
 pub mod task;
 pub mod timers;
 

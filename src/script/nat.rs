@@ -13,11 +13,11 @@ use super::error::error;
 use super::interface::{InterfaceHandle, json_to_dynamic};
 use super::registry::{Help, Registrar};
 use crate::net::address::{self, ResolveOptions};
-use crate::net::config::{StunConfig, StunSource};
+use crate::net::config::{StunConfig, StunServer as ServerEntry};
 use crate::net::ip_range::Family;
-use crate::net::nat::{NatOptions, NatReport, load_nat};
+use crate::net::nat::{NamedServer, NatOptions, NatReport, load_nat_named};
 use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -146,12 +146,17 @@ fn text_or_unit<T: std::fmt::Display>(v: Option<T>) -> Dynamic {
     v.map_or(Dynamic::UNIT, |v| Dynamic::from(v.to_string()))
 }
 
-/// Reads `load_nat`'s option map; unknown keys are an error, so typos do not pass silently.
-fn options(map: &Map, config: &StunConfig) -> Result<NatOptions, Box<EvalAltResult>> {
+/// Reads `load_nat`'s option map (and the family it asks for); unknown keys are an
+/// error, so typos do not pass silently.
+fn options(
+    map: &Map,
+    config: &StunConfig,
+) -> Result<(NatOptions, Option<Family>), Box<EvalAltResult>> {
     let mut opts = NatOptions {
         timeout: Duration::from_secs(3).min(config.nat_timeout),
         ..NatOptions::default()
     };
+    let mut family = None;
     for (key, value) in map {
         let what = format!("load_nat option '{key}'");
         match key.as_str() {
@@ -160,6 +165,7 @@ fn options(map: &Map, config: &StunConfig) -> Result<NatOptions, Box<EvalAltResu
             "floor" => opts.floor = seconds(value, &what)?,
             "ceiling" => opts.ceiling = seconds(value, &what)?,
             "max" => opts.lifetime_max = seconds(value, &what)?,
+            "family" => family = Some(family_option(value, &what)?),
             "delta_tests" => {
                 opts.delta_tests = value
                     .as_int()
@@ -181,88 +187,83 @@ fn options(map: &Map, config: &StunConfig) -> Result<NatOptions, Box<EvalAltResu
                 return Err(error(
                     "value",
                     format!(
-                        "unknown {what}; known: timeout, rto, floor, ceiling, delta_tests, hairpin, lifetime, max"
+                        "unknown {what}; known: timeout, rto, floor, ceiling, delta_tests, hairpin, lifetime, max, family"
                     ),
                 ));
             }
         }
     }
-    Ok(opts)
+    Ok((opts, family))
 }
 
-/// The configured servers worth probing: all of them when the user named them,
-/// otherwise the defaults known to support RFC 5780.
-fn nat_servers(config: &StunConfig) -> Vec<(String, u16)> {
-    let chosen: Vec<_> = if config.source == StunSource::Default {
-        config.rfc5780_servers().collect()
-    } else {
-        config.servers.iter().collect()
-    };
-    let chosen = if chosen.is_empty() {
-        config.servers.iter().collect()
-    } else {
-        chosen
-    };
-    chosen
-        .into_iter()
-        .map(|s| (s.host.clone(), s.port))
-        .collect()
+/// `IP4` / `IP6` (P2PD's numbers) as a family.
+fn family_option(value: &Dynamic, what: &str) -> Result<Family, Box<EvalAltResult>> {
+    value
+        .as_int()
+        .ok()
+        .and_then(Family::from_number)
+        .ok_or_else(|| error("value", format!("{what} must be IP4 or IP6")))
 }
 
-/// Resolves servers for one family, concurrently, within `timeout`; names that fail
-/// are skipped (the classification then reports what the remaining servers show).
+/// Every configured server that answers on `family`, resolved concurrently within
+/// `timeout`; a name that does not resolve is kept with its cause, for the report.
 async fn resolve_servers(
-    servers: Vec<(String, u16)>,
+    servers: Vec<ServerEntry>,
     family: Family,
     timeout: Duration,
-) -> Vec<SocketAddr> {
+) -> Vec<NamedServer> {
     // The resolver `start()` uses for the same servers (hosts file, one budget).
     let opts = Arc::new(ResolveOptions {
         timeout,
         ..ResolveOptions::default()
     });
     let mut lookups = tokio::task::JoinSet::new();
-    for (order, (host, port)) in servers.into_iter().enumerate() {
+    for (order, server) in servers.into_iter().enumerate() {
         let opts = Arc::clone(&opts);
         lookups.spawn(async move {
-            let addr = address::resolve(&host, port, family, &opts).await.ok();
-            (order, addr.map(|a| a.socket_addr()))
+            let resolved = address::resolve(&server.host, server.port, family, &opts)
+                .await
+                .map(|a| a.socket_addr())
+                .map_err(|e| e.cause());
+            let named = NamedServer {
+                name: server.to_string(),
+                resolved,
+                claim: server.claim,
+            };
+            (order, named)
         });
     }
-    let mut found: Vec<(usize, SocketAddr)> = lookups
-        .join_all()
-        .await
-        .into_iter()
-        .filter_map(|(order, addr)| addr.map(|a| (order, a)))
-        .collect();
-    // Configuration order decides which server is primary.
+    let mut found = lookups.join_all().await;
+    // Configuration order decides which server is preferred.
     found.sort_by_key(|(order, _)| *order);
-    let mut out: Vec<SocketAddr> = Vec::new();
-    for (_, a) in found {
-        if !out.contains(&a) {
-            out.push(a);
-        }
-    }
-    out
+    found.into_iter().map(|(_, named)| named).collect()
 }
 
-/// The address to probe from: the interface's first route, IPv4 first.
-fn local_ip(i: &InterfaceHandle) -> Result<IpAddr, Box<EvalAltResult>> {
-    i.read(local_ip_of)
-}
-
-fn local_ip_of(iface: &crate::net::interface::Interface) -> Result<IpAddr, Box<EvalAltResult>> {
-    for family in Family::ALL {
-        if let Ok(ip) = iface.nic(family) {
+/// The address to probe from: the interface's first route of `family`, or (without a
+/// family) of IPv4 first.
+fn local_ip_of(
+    iface: &crate::net::interface::Interface,
+    family: Option<Family>,
+) -> Result<IpAddr, Box<EvalAltResult>> {
+    let families: &[Family] = match &family {
+        Some(f) => std::slice::from_ref(f),
+        None => &Family::ALL,
+    };
+    for family in families {
+        if let Ok(ip) = iface.nic(*family) {
             return Ok(ip);
         }
-        if let Some(a) = iface.nic_ranges(family).first() {
+        if let Some(a) = iface.nic_ranges(*family).first() {
             return Ok(a.first());
         }
     }
+    let which = family.map_or(String::new(), |f| format!("{f} "));
     Err(error(
         "nat",
-        format!("interface {} has no address to probe from", iface.name),
+        format!(
+            "interface {} has no {which}address to probe from",
+            iface.name
+        ),
     ))
 }
 
@@ -273,16 +274,20 @@ fn run_load_nat(
     opts: Map,
 ) -> Result<NatReport, Box<EvalAltResult>> {
     let config = stun.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let opts = options(&opts, &config)?;
-    let local = local_ip(i)?;
-    let servers = nat_servers(&config);
+    let (opts, family) = options(&opts, &config)?;
+    let local = i.read(|iface| local_ip_of(iface, family))?;
+    let family = Family::of(&local);
+    let servers: Vec<ServerEntry> = config.servers_for(family).cloned().collect();
     let dns_timeout = config.dns_timeout.min(opts.timeout);
     let report = bridge::wait(ctx, async move {
-        let addrs = resolve_servers(servers, Family::of(&local), dns_timeout).await;
-        Ok::<_, Box<EvalAltResult>>(load_nat(local, &addrs, opts).await)
+        let named = resolve_servers(servers, family, dns_timeout).await;
+        Ok::<_, Box<EvalAltResult>>(load_nat_named(local, named, opts).await)
     })?;
     let mut iface = i.0.write().unwrap_or_else(|p| p.into_inner());
-    iface.nat = report.nat.to_interface_json();
+    // P2PD's dict only changes when something was tested.
+    if report.tested() {
+        iface.nat = report.nat.to_interface_json();
+    }
     iface.nat_report = Some(report.clone());
     Ok(report)
 }

@@ -224,6 +224,7 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
         &CLOSE,
         |ctx: NativeCallContext, h: &mut StunServerHandle| close(&ctx, h),
     );
+    super::stun_probe::register(reg, &ctx.stun);
     let stun = ctx.stun.clone();
     reg.func(
         "stun_lookup",

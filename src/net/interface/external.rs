@@ -10,8 +10,12 @@
 //!   interface came up without external addresses while slower servers were still answering;
 //! - when the deadline passes (or every server is done) without agreement, the most reported
 //!   address is still used, with a warning saying it is unconfirmed, as P2PD's "best";
-//! - every failure is kept as text ("stun.l.google.com:19302: no reply within 2.0 s") for
-//!   `Interface.warnings`, so an offline start says what went wrong instead of asserting.
+//! - every failure is kept ("stun.l.google.com:19302: no reply within 2.0 s"), and
+//!   `Interface.warnings` gets one line per cause ("8 STUN servers: name did not resolve
+//!   (no DNS answer)") with the per-server list in `Interface.warning_details`, so an
+//!   offline start says what went wrong in a few lines instead of asserting;
+//! - a mapped address of the wrong family, or unspecified, is no answer (no vote);
+//! - only servers whose list entry says they answer on the source's family are asked.
 //!
 //! Everything is bounded by the caller's timeout, name resolution included. The lookup keeps
 //! its own deadline a little inside it, so the per-server failures are recorded before
@@ -41,6 +45,8 @@ pub struct Verdict {
     pub value: Result<IpAddr, String>,
     /// One line per failed server and, when the address is unconfirmed, a line saying so.
     pub warnings: Vec<String>,
+    /// The failed servers as (server, cause), for grouping by cause.
+    pub failures: Vec<(String, String)>,
 }
 
 /// Counts answers until one address has a quorum. Pure: answers go in, a verdict comes out.
@@ -51,7 +57,8 @@ pub struct Agreement {
     outstanding: usize,
     /// (address, votes) in the order first reported, so ties go to the earliest.
     votes: Vec<(IpAddr, usize)>,
-    failures: Vec<String>,
+    /// (server, cause) of every failed server.
+    failures: Vec<(String, String)>,
     decided: Option<IpAddr>,
 }
 
@@ -95,7 +102,7 @@ impl Agreement {
                     self.decided = Some(ip);
                 }
             }
-            Err(reason) => self.failures.push(format!("{server}: {reason}")),
+            Err(reason) => self.failures.push((server.to_string(), reason)),
         }
         self.decided
     }
@@ -109,11 +116,17 @@ impl Agreement {
     /// error. Servers that have not answered are not counted as failures here; the driver
     /// reports them as silent before calling this.
     pub fn verdict(&self) -> Verdict {
-        let mut warnings = self.failures.clone();
+        let mut warnings: Vec<String> = self
+            .failures
+            .iter()
+            .map(|(server, cause)| format!("{server}: {cause}"))
+            .collect();
+        let failures = self.failures.clone();
         if let Some(ip) = self.decided {
             return Verdict {
                 value: Ok(ip),
                 warnings,
+                failures,
             };
         }
         let best = self
@@ -139,10 +152,22 @@ impl Agreement {
                 Ok(ip)
             }
             None if self.servers == 0 => Err("no STUN servers are configured".to_string()),
-            None => Err(format!("none of {} STUN server(s) answered", self.servers)),
+            None => Err(format!("no STUN server answered ({} tried)", self.servers)),
         };
-        Verdict { value, warnings }
+        Verdict {
+            value,
+            warnings,
+            failures,
+        }
     }
+}
+
+/// What went wrong during lookups: every line, and the failures to group by cause.
+#[derive(Debug, Default)]
+struct Troubles {
+    details: Vec<String>,
+    /// (server, cause).
+    failures: Vec<(String, String)>,
 }
 
 /// [`ExternalLookup`] over the configured STUN servers. Keeps the failures it met so the
@@ -152,7 +177,7 @@ pub struct StunLookup {
     servers: Vec<StunServer>,
     dns_timeout: Duration,
     rto: Duration,
-    warnings: Mutex<Vec<String>>,
+    troubles: Mutex<Troubles>,
 }
 
 impl StunLookup {
@@ -162,7 +187,7 @@ impl StunLookup {
             servers: config.servers.clone(),
             dns_timeout: config.dns_timeout,
             rto: DEFAULT_RTO,
-            warnings: Mutex::new(Vec::new()),
+            troubles: Mutex::new(Troubles::default()),
         }
     }
 
@@ -174,14 +199,27 @@ impl StunLookup {
 
     /// Everything that went wrong since the last call, in order, without repeats.
     pub fn take_warnings(&self) -> Vec<String> {
-        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
+        self.take_grouped().1
     }
 
-    fn record(&self, lines: impl IntoIterator<Item = String>) {
-        let mut all = self.warnings.lock().unwrap_or_else(|p| p.into_inner());
-        for line in lines {
-            if !all.contains(&line) {
-                all.push(line);
+    /// What went wrong since the last call: one line per cause (`8 STUN servers: name
+    /// did not resolve (no DNS answer)`), and every line.
+    pub fn take_grouped(&self) -> (Vec<String>, Vec<String>) {
+        let t = std::mem::take(&mut *self.troubles.lock().unwrap_or_else(|p| p.into_inner()));
+        (group_by_cause(&t.failures), t.details)
+    }
+
+    fn record(&self, verdict: &Verdict, from: IpAddr) {
+        let mut t = self.troubles.lock().unwrap_or_else(|p| p.into_inner());
+        for line in &verdict.warnings {
+            let line = format!("{line} (from {from})");
+            if !t.details.contains(&line) {
+                t.details.push(line);
+            }
+        }
+        for f in &verdict.failures {
+            if !t.failures.contains(f) {
+                t.failures.push(f.clone());
             }
         }
     }
@@ -194,10 +232,16 @@ impl StunLookup {
         let margin = (timeout / 20).min(Duration::from_millis(50));
         let budget = timeout.saturating_sub(margin);
         let deadline = tokio::time::Instant::now() + budget;
-        let mut agreement = Agreement::new(self.servers.len());
+        let family = Family::of(&local.ip());
+        let servers: Vec<&StunServer> = self
+            .servers
+            .iter()
+            .filter(|s| s.families.allows(family))
+            .collect();
+        let mut agreement = Agreement::new(servers.len());
         let mut tasks = JoinSet::new();
-        for (i, server) in self.servers.iter().enumerate() {
-            let (server, dns, rto) = (server.clone(), self.dns_timeout, self.rto);
+        for (i, server) in servers.iter().enumerate() {
+            let (server, dns, rto) = ((*server).clone(), self.dns_timeout, self.rto);
             tasks.spawn(async move {
                 let answer = query(&server, local, budget, dns, rto).await;
                 (
@@ -206,7 +250,7 @@ impl StunLookup {
                 )
             });
         }
-        let mut answered = vec![false; self.servers.len()];
+        let mut answered = vec![false; servers.len()];
         while !agreement.is_finished() {
             tokio::select! {
                 joined = tasks.join_next() => match joined {
@@ -214,7 +258,7 @@ impl StunLookup {
                         if let Some(flag) = answered.get_mut(i) {
                             *flag = true;
                         }
-                        let name = self.servers.get(i).map(ToString::to_string).unwrap_or_default();
+                        let name = servers.get(i).map(ToString::to_string).unwrap_or_default();
                         agreement.handle_answer(&name, answer);
                     }
                     // A panicked or aborted query: its server stays unanswered.
@@ -226,7 +270,7 @@ impl StunLookup {
         }
         tasks.abort_all();
         if !agreement.is_finished() {
-            for (server, _) in self.servers.iter().zip(&answered).filter(|(_, a)| !**a) {
+            for (server, _) in servers.iter().zip(&answered).filter(|(_, a)| !**a) {
                 agreement.handle_answer(&server.to_string(), Err(silent(timeout)));
             }
         }
@@ -237,19 +281,36 @@ impl StunLookup {
 impl ExternalLookup for StunLookup {
     async fn external(&self, local: SocketAddr, timeout: Duration) -> Result<IpAddr, String> {
         let verdict = self.agree(local, timeout).await;
-        let from = local.ip();
-        self.record(
-            verdict
-                .warnings
-                .into_iter()
-                .map(|w| format!("{w} (from {from})")),
-        );
+        self.record(&verdict, local.ip());
         verdict.value
     }
 }
 
 fn silent(timeout: Duration) -> String {
     format!("no reply within {:.1} s", timeout.as_secs_f64())
+}
+
+/// "8 STUN servers: name did not resolve (no DNS answer)": one line per cause, in the
+/// order causes were first met; a cause met by one server names it.
+pub fn group_by_cause(failures: &[(String, String)]) -> Vec<String> {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (server, cause) in failures {
+        match groups.iter_mut().find(|(c, _)| c == cause) {
+            Some((_, servers)) => {
+                if !servers.contains(&server.as_str()) {
+                    servers.push(server);
+                }
+            }
+            None => groups.push((cause, vec![server])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(cause, servers)| match servers.as_slice() {
+            [one] => format!("{one}: {cause}"),
+            many => format!("{} STUN servers: {cause}", many.len()),
+        })
+        .collect()
 }
 
 /// Why one server gave no address.
@@ -267,6 +328,9 @@ pub enum QueryError {
     /// The STUN exchange failed (silence, an error response, a broken reply).
     #[error(transparent)]
     Stun(ClientError),
+    /// The reply's mapped address is of the other family or unspecified: no answer.
+    #[error("sent an unusable mapped address {0}")]
+    Unusable(SocketAddr),
 }
 
 impl QueryError {
@@ -277,6 +341,13 @@ impl QueryError {
             QueryError::Resolve(address::Error::WrongFamily {
                 literal, wanted, ..
             }) => format!("is an {literal} address, no use for an {wanted} lookup"),
+            QueryError::Resolve(e) => e.cause(),
+            QueryError::Stun(ClientError::ErrorResponse { code, reason, .. }) => {
+                format!("answered error {code} {reason}")
+            }
+            QueryError::Stun(ClientError::Io { op, source, .. }) => {
+                format!("{op} failed: {source}")
+            }
             other => other.to_string(),
         }
     }
@@ -308,6 +379,9 @@ pub async fn query(
     let r = stun::binding(&socket, dest, RequestOptions::binding(), rto, left)
         .await
         .map_err(QueryError::Stun)?;
+    if !crate::net::nat::usable_mapped(local.ip(), r.mapped) {
+        return Err(QueryError::Unusable(r.mapped));
+    }
     Ok(stun::Lookup {
         mapped: r.mapped,
         rtt: r.rtt,
@@ -326,7 +400,9 @@ impl Interface {
     ) -> Result<(), Error> {
         let lookup = StunLookup::new(config);
         let result = self.start(timeout, &lookup).await;
-        self.warnings.extend(lookup.take_warnings());
+        let (grouped, details) = lookup.take_grouped();
+        self.warning_details = self.warnings.iter().cloned().chain(details).collect();
+        self.warnings.extend(grouped);
         result
     }
 }
@@ -453,7 +529,7 @@ mod tests {
         a.handle_answer("a:1", Err("x".into()));
         a.handle_answer("b:2", Err("y".into()));
         let v = a.verdict();
-        assert_eq!(v.value, Err("none of 2 STUN server(s) answered".into()));
+        assert_eq!(v.value, Err("no STUN server answered (2 tried)".into()));
         assert_eq!(v.warnings, ["a:1: x", "b:2: y"]);
 
         let a = Agreement::new(0);
@@ -461,6 +537,24 @@ mod tests {
         assert_eq!(
             a.verdict().value,
             Err("no STUN servers are configured".into())
+        );
+    }
+
+    #[test]
+    fn failures_group_by_cause() {
+        let f = |s: &str, c: &str| (s.to_string(), c.to_string());
+        let failures = [
+            f("a:1", "name did not resolve (no DNS answer)"),
+            f("b:1", "name did not resolve (no DNS answer)"),
+            f("c:1", "no reply within 2.0 s"),
+            f("a:1", "name did not resolve (no DNS answer)"),
+        ];
+        assert_eq!(
+            group_by_cause(&failures),
+            [
+                "2 STUN servers: name did not resolve (no DNS answer)",
+                "c:1: no reply within 2.0 s"
+            ]
         );
     }
 

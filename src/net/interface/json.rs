@@ -76,6 +76,7 @@ impl Interface {
             rp: Default::default(),
             resolved: true,
             warnings: Vec::new(),
+            warning_details: Vec::new(),
             name,
         };
         for (key, flag) in family_entries(obj.get("is_default"))? {

@@ -87,8 +87,11 @@ pub struct Interface {
     rp: [RoutePool; 2],
     /// True after `start` or `from_dict`.
     pub resolved: bool,
-    /// What went wrong during the last `start` (failed lookups, private answers).
+    /// What went wrong during the last `start` (failed lookups, private answers), one
+    /// line per cause.
     pub warnings: Vec<String>,
+    /// The same, one line per server and source address.
+    pub warning_details: Vec<String>,
 }
 
 fn slot(family: Family) -> usize {
@@ -170,6 +173,7 @@ impl Interface {
             rp: Default::default(),
             resolved: false,
             warnings: Vec::new(),
+            warning_details: Vec::new(),
             name,
         })
     }
@@ -230,6 +234,7 @@ impl Interface {
         };
         let (v4, v6) = tokio::join!(run(Family::V4), run(Family::V6));
         self.warnings = v4.warnings.into_iter().chain(v6.warnings).collect();
+        self.warning_details.clone_from(&self.warnings);
         self.rp = [v4.pool, v6.pool];
         self.resolved = true;
         if self.supported().is_empty() {

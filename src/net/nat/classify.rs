@@ -342,6 +342,7 @@ fn server_reports(
                 address: Some(s.primary),
                 kind,
                 alternate: s.claimed_alternate,
+                mapped: s.first_reply().map(|r| r.mapped),
                 rtt: s.rtt(),
                 software: s.software.clone(),
             }

@@ -165,6 +165,7 @@ fn left_out_report(s: &NamedServer, address: Option<SocketAddr>, kind: ServerKin
         address,
         kind,
         alternate: None,
+        mapped: None,
         rtt: None,
         software: None,
     }

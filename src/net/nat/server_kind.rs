@@ -157,6 +157,8 @@ pub struct ServerReport {
     pub kind: ServerKind,
     /// The alternate it claimed (OTHER-ADDRESS / CHANGED-ADDRESS), as claimed.
     pub alternate: Option<SocketAddr>,
+    /// Our address as it saw it (its first usable answer).
+    pub mapped: Option<SocketAddr>,
     /// Fastest answered round trip.
     pub rtt: Option<Duration>,
     pub software: Option<String>,
