@@ -284,7 +284,7 @@ fn plain_reason(text: &str) -> String {
         return "no DNS server is configured or reachable".to_owned();
     }
     let cut = text
-        .find(|c| matches!(c, '{' | '(' | '['))
+        .find(['{', '(', '['])
         .map_or(text, |i| &text[..i]);
     let cut = cut.trim().trim_end_matches(':').trim();
     let words: String = cut.chars().take(80).collect();
