@@ -10,6 +10,7 @@
 
 mod common;
 
+use common::natlab::LabLock;
 use common::netns::{cannot_run, is_root};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -349,23 +350,6 @@ impl Drop for LabGuard {
         if !out.status.success() {
             eprintln!("lab.sh down: {}", String::from_utf8_lossy(&out.stderr));
         }
-    }
-}
-
-/// Serialises labs across test binaries (bench, other test runs) on this host.
-struct LabLock {
-    /// Held open for the lock; closing it releases the lock.
-    _file: std::fs::File,
-}
-
-impl LabLock {
-    fn take() -> LabLock {
-        let file = std::fs::File::create(std::env::temp_dir().join("p2pd-natlab.lock"))
-            .expect("lock file");
-        // SAFETY: flock on a valid open descriptor owned by `file`; released on close.
-        let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
-        assert_eq!(rc, 0, "flock");
-        LabLock { _file: file }
     }
 }
 

@@ -19,6 +19,7 @@ macro_rules! both_families_async {
     };
 }
 
+pub mod natlab;
 pub mod netns;
 
 use p2pd::script::{Cancel, MemorySink, Session, SessionOptions, Sink};
