@@ -8,5 +8,6 @@ pub mod interface;
 pub mod ip_range;
 pub mod nat;
 pub mod pipe;
+pub mod portmap;
 pub mod route;
 pub mod stun;
