@@ -328,6 +328,41 @@ fn explicit_config(servers: &[SocketAddr]) -> ResolverConfig {
     ResolverConfig::from_name_servers(name_servers)
 }
 
+/// Resolves `servers` for one family, concurrently, within `timeout`; names that fail
+/// are skipped. Order follows `servers`, duplicates removed.
+pub async fn resolve_all(
+    servers: Vec<(String, u16)>,
+    family: Family,
+    timeout: Duration,
+) -> Vec<SocketAddr> {
+    let opts = Arc::new(ResolveOptions {
+        timeout,
+        ..ResolveOptions::default()
+    });
+    let mut lookups = tokio::task::JoinSet::new();
+    for (order, (host, port)) in servers.into_iter().enumerate() {
+        let opts = Arc::clone(&opts);
+        lookups.spawn(async move {
+            let addr = resolve(&host, port, family, &opts).await.ok();
+            (order, addr.map(|a| a.socket_addr()))
+        });
+    }
+    let mut found: Vec<(usize, SocketAddr)> = lookups
+        .join_all()
+        .await
+        .into_iter()
+        .filter_map(|(order, addr)| addr.map(|a| (order, a)))
+        .collect();
+    found.sort_by_key(|(order, _)| *order);
+    let mut out = Vec::new();
+    for (_, a) in found {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -193,6 +193,25 @@ impl StunConfig {
     pub fn rfc5780_servers(&self) -> impl Iterator<Item = &StunServer> {
         self.servers.iter().filter(|s| s.rfc5780)
     }
+
+    /// The servers worth probing for NAT classification: all of them when the user named
+    /// them, otherwise the defaults known to support RFC 5780 (all, if none is).
+    pub fn nat_servers(&self) -> Vec<(String, u16)> {
+        let chosen: Vec<&StunServer> = if self.source == StunSource::Default {
+            self.rfc5780_servers().collect()
+        } else {
+            self.servers.iter().collect()
+        };
+        let chosen = if chosen.is_empty() {
+            self.servers.iter().collect()
+        } else {
+            chosen
+        };
+        chosen
+            .into_iter()
+            .map(|s| (s.host.clone(), s.port))
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -12,12 +12,12 @@ use super::engine::BindContext;
 use super::error::error;
 use super::interface::{InterfaceHandle, json_to_dynamic};
 use super::registry::{Help, Registrar};
-use crate::net::address::{self, ResolveOptions};
-use crate::net::config::{StunConfig, StunSource};
+use crate::net::address;
+use crate::net::config::StunConfig;
 use crate::net::ip_range::Family;
 use crate::net::nat::{NatOptions, NatReport, load_nat};
 use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ const LOAD_NAT: Help = Help::method(
     "nat",
     &[
         "i.load_nat()",
-        "i.load_nat(#{timeout: 3, delta_tests: 12, hairpin: true, lifetime: false, max: 120})",
+        "i.load_nat(#{timeout: 3, delta_tests: 12, hairpin: true, lifetime: false, max: 120, port_mapping: true})",
     ],
     "Classify the NAT in front of an interface (P2PD type and delta, RFC 4787 mapping and filtering, hairpin); stores and returns the report.",
     r#"let i = Interface("lo"); let s = stun_server("127.0.0.1:0", "127.0.0.2:0"); stun_servers([s.primary]); await i.load_nat()"#,
@@ -147,11 +147,16 @@ fn text_or_unit<T: std::fmt::Display>(v: Option<T>) -> Dynamic {
 }
 
 /// Reads `load_nat`'s option map; unknown keys are an error, so typos do not pass silently.
-fn options(map: &Map, config: &StunConfig) -> Result<NatOptions, Box<EvalAltResult>> {
+fn options(
+    map: &Map,
+    config: &StunConfig,
+    gateway: Option<crate::net::portmap::Gateway>,
+) -> Result<NatOptions, Box<EvalAltResult>> {
     let mut opts = NatOptions {
         timeout: Duration::from_secs(3).min(config.nat_timeout),
         ..NatOptions::default()
     };
+    let mut port_mapping = true;
     for (key, value) in map {
         let what = format!("load_nat option '{key}'");
         match key.as_str() {
@@ -167,6 +172,12 @@ fn options(map: &Map, config: &StunConfig) -> Result<NatOptions, Box<EvalAltResu
                     .and_then(|n| usize::try_from(n).ok())
                     .ok_or_else(|| error("value", format!("{what} must be an integer >= 0")))?
             }
+            // Port mapping (net::portmap): on unless `port_mapping: false`.
+            "port_mapping" => {
+                port_mapping = value
+                    .as_bool()
+                    .map_err(|_| error("type", format!("{what} must be true or false")))?
+            }
             "hairpin" | "lifetime" => {
                 let on = value
                     .as_bool()
@@ -181,69 +192,14 @@ fn options(map: &Map, config: &StunConfig) -> Result<NatOptions, Box<EvalAltResu
                 return Err(error(
                     "value",
                     format!(
-                        "unknown {what}; known: timeout, rto, floor, ceiling, delta_tests, hairpin, lifetime, max"
+                        "unknown {what}; known: timeout, rto, floor, ceiling, delta_tests, hairpin, lifetime, max, port_mapping"
                     ),
                 ));
             }
         }
     }
+    opts.port_mapping = gateway.filter(|_| port_mapping);
     Ok(opts)
-}
-
-/// The configured servers worth probing: all of them when the user named them,
-/// otherwise the defaults known to support RFC 5780.
-fn nat_servers(config: &StunConfig) -> Vec<(String, u16)> {
-    let chosen: Vec<_> = if config.source == StunSource::Default {
-        config.rfc5780_servers().collect()
-    } else {
-        config.servers.iter().collect()
-    };
-    let chosen = if chosen.is_empty() {
-        config.servers.iter().collect()
-    } else {
-        chosen
-    };
-    chosen
-        .into_iter()
-        .map(|s| (s.host.clone(), s.port))
-        .collect()
-}
-
-/// Resolves servers for one family, concurrently, within `timeout`; names that fail
-/// are skipped (the classification then reports what the remaining servers show).
-async fn resolve_servers(
-    servers: Vec<(String, u16)>,
-    family: Family,
-    timeout: Duration,
-) -> Vec<SocketAddr> {
-    // The resolver `start()` uses for the same servers (hosts file, one budget).
-    let opts = Arc::new(ResolveOptions {
-        timeout,
-        ..ResolveOptions::default()
-    });
-    let mut lookups = tokio::task::JoinSet::new();
-    for (order, (host, port)) in servers.into_iter().enumerate() {
-        let opts = Arc::clone(&opts);
-        lookups.spawn(async move {
-            let addr = address::resolve(&host, port, family, &opts).await.ok();
-            (order, addr.map(|a| a.socket_addr()))
-        });
-    }
-    let mut found: Vec<(usize, SocketAddr)> = lookups
-        .join_all()
-        .await
-        .into_iter()
-        .filter_map(|(order, addr)| addr.map(|a| (order, a)))
-        .collect();
-    // Configuration order decides which server is primary.
-    found.sort_by_key(|(order, _)| *order);
-    let mut out: Vec<SocketAddr> = Vec::new();
-    for (_, a) in found {
-        if !out.contains(&a) {
-            out.push(a);
-        }
-    }
-    out
 }
 
 /// The address to probe from: the interface's first route, IPv4 first.
@@ -273,12 +229,13 @@ fn run_load_nat(
     opts: Map,
 ) -> Result<NatReport, Box<EvalAltResult>> {
     let config = stun.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let opts = options(&opts, &config)?;
+    let gateway = super::portmap::interface_gateway(i).ok();
+    let opts = options(&opts, &config, gateway)?;
     let local = local_ip(i)?;
-    let servers = nat_servers(&config);
+    let servers = config.nat_servers();
     let dns_timeout = config.dns_timeout.min(opts.timeout);
     let report = bridge::wait(ctx, async move {
-        let addrs = resolve_servers(servers, Family::of(&local), dns_timeout).await;
+        let addrs = address::resolve_all(servers, Family::of(&local), dns_timeout).await;
         Ok::<_, Box<EvalAltResult>>(load_nat(local, &addrs, opts).await)
     })?;
     let mut iface = i.0.write().unwrap_or_else(|p| p.into_inner());

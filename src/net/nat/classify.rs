@@ -104,6 +104,7 @@ pub fn classify(obs: &Observations) -> NatReport {
         rtts: rtts(obs),
         elapsed: obs.elapsed,
         lifetime: None,
+        port_mapping: None,
     };
     let Some((external, external_local)) = seen else {
         return report;

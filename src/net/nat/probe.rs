@@ -100,6 +100,9 @@ pub struct NatOptions {
     pub lifetime_max: Duration,
     /// Idle times checked, halving down from `lifetime_max`. Default 8.
     pub lifetime_checks: usize,
+    /// Port mapping (`net::portmap`): the gateway to probe alongside the STUN probes, its
+    /// answer shown as the report's `Port mapping:` line. Default `None`: not tested.
+    pub port_mapping: Option<crate::net::portmap::Gateway>,
 }
 
 impl Default for NatOptions {
@@ -115,6 +118,7 @@ impl Default for NatOptions {
             lifetime: false,
             lifetime_max: Duration::from_secs(120),
             lifetime_checks: 8,
+            port_mapping: None,
         }
     }
 }
@@ -145,6 +149,13 @@ pub async fn load_nat(local_ip: IpAddr, servers: &[SocketAddr], opts: NatOptions
     }
     let local_ip = concrete_ip(local_ip, usable.first().copied());
     let rule = opts.windows();
+    // Port mapping: asked at once, on its own socket, bounded by its own 1 s; only when
+    // the servers are reached through a gateway (not for a test on loopback).
+    let through_gateway = !local_ip.is_loopback() && usable.iter().any(|s| !s.ip().is_loopback());
+    let port_mapping = opts
+        .port_mapping
+        .filter(|_| through_gateway)
+        .map(|gw| tokio::spawn(crate::net::portmap::probe(gw, Default::default())));
 
     // The delta test starts when the first server answers test I (see module docs).
     let (first_tx, mut first_rx) = watch::channel(None::<(SocketAddr, Duration)>);
@@ -236,6 +247,9 @@ pub async fn load_nat(local_ip: IpAddr, servers: &[SocketAddr], opts: NatOptions
             }
         }
         report.rtts.extend(r.rtts);
+    }
+    if let Some(task) = port_mapping {
+        report.port_mapping = task.await.ok();
     }
     if opts.lifetime {
         report.lifetime = measure_lifetime(local_ip, &decisive, &report, opts).await;

@@ -44,6 +44,8 @@ pub struct NatReport {
     pub elapsed: Duration,
     /// How long an idle mapping survived, when that was measured (opt-in, slow).
     pub lifetime: Option<MappingLifetime>,
+    /// What the gateway offers for port mapping; `None` when not tested.
+    pub port_mapping: Option<crate::net::portmap::PortmapReport>,
 }
 
 impl NatReport {
@@ -84,6 +86,7 @@ impl NatReport {
                 "alive_ms": l.alive.map(millis),
                 "expired_ms": l.expired.map(millis),
             })),
+            "port_mapping": self.port_mapping.as_ref().map_or(Value::Null, |p| p.to_json()),
         })
     }
 }
@@ -118,6 +121,8 @@ impl fmt::Display for NatReport {
         writeln!(f, "\t* Filtering: {}", or(self.filtering, "n/a"))?;
         writeln!(f, "\t* Port allocation: {}", or(self.allocation, "n/a"))?;
         writeln!(f, "\t* Hairpinning: {}", or(self.hairpin, "not tested"))?;
+        let port_mapping = self.port_mapping.as_ref().map(|p| p.summary());
+        writeln!(f, "\t* Port mapping: {}", or(port_mapping, "not tested"))?;
         if let Some(l) = self.lifetime {
             let secs = |d: Option<Duration>| d.map(|d| format!("{:.1}s", d.as_secs_f64()));
             writeln!(
@@ -183,6 +188,7 @@ mod tests {
                 alive: Some(Duration::from_secs(15)),
                 expired: Some(Duration::from_secs(30)),
             }),
+            port_mapping: None,
         }
     }
 
@@ -199,6 +205,7 @@ mod tests {
             "External address: 203.0.113.100:40000",
             "203.0.113.1:3478: binding 1.5ms",
             "Took: 0.042s",
+            "Port mapping: not tested",
             "Mapping lifetime: alive after 15.0s, expired after 30.0s",
         ] {
             assert!(text.contains(needle), "{needle:?} missing from:\n{text}");

@@ -12,14 +12,21 @@
 //! Written here rather than taken from a crate: see the README ("Port mapping") for the
 //! comparison with igd-next, natpmp, crab_nat and portmapper.
 
+mod driver;
+mod gateway;
 pub mod http;
 pub mod igd;
+mod mapping;
 pub mod natpmp;
 pub mod pcp;
 mod probe;
 mod report;
 pub mod ssdp;
+mod upnp;
 mod xml;
 
+pub use driver::{probe, probe_from};
+pub use gateway::{Gateway, default_gateway};
+pub use mapping::{DEFAULT_LIFETIME, Error, MapSpec, Mapping, close_all, open_count};
 pub use probe::{Probe, ProbeOptions, Transmit, UpnpFound};
 pub use report::{Outcome, PortmapReport, Protocol};
