@@ -20,13 +20,14 @@ measure() {  # label, then the daemon command (or nothing)
     local label=$1; shift
     local pid=""
     if [ $# -gt 0 ]; then
-        $LAB exec router "$@" >"$CONF/daemon.log" 2>&1 &
+        # `ip netns exec` execs the daemon, so $! is the daemon itself.
+        ip netns exec "${P2PD_LAB_PREFIX}router" "$@" >"$CONF/daemon.log" 2>&1 &
         pid=$!
         sleep 0.5
     fi
     local out
     out=$($LAB exec client "$BIN" -e "for n in 0..$N { let r = portmap_probe(\"10.77.0.1\"); print(\`t=\${r.elapsed * 1000.0} \${r.summary}\`) }")
-    [ -z "$pid" ] || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; }
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
     local med summary
     med=$(grep '^t=' <<<"$out" | cut -d' ' -f1 | cut -d= -f2 | sort -g | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m}')
     summary=$(grep '^t=' <<<"$out" | head -1 | cut -d' ' -f2-)
