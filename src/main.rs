@@ -31,6 +31,7 @@ Examples:
   p2pd-repl --stun-list FILE         use a server list (format of data/stun_servers.txt)
   p2pd-repl stun-server 127.0.0.1:3478 127.0.0.2:3479
                                      run the built-in RFC 5780 STUN server
+  p2pd-repl netcheck [--json]        one report: addresses, NAT, port mapping
 
 Exit codes: 0 ok, 1 script error, 2 usage error, 130 interrupted (Ctrl-C).";
 
@@ -86,6 +87,23 @@ enum Command {
         /// Alternate IP:PORT (a different IP and a different port).
         alternate: Option<SocketAddr>,
     },
+    /// Start the default interface and print one report: external addresses per
+    /// family, NAT type and RFC 4787 behaviour, hairpinning, port mapping (UPnP,
+    /// NAT-PMP, PCP) and STUN server RTTs.
+    Netcheck {
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// STUN server HOST:PORT (repeatable; overrides P2PD_STUN).
+        #[arg(long = "stun", value_name = "HOST:PORT")]
+        stun: Vec<String>,
+        /// A STUN server list file (format of data/stun_servers.txt).
+        #[arg(long = "stun-list", value_name = "FILE")]
+        stun_list: Option<PathBuf>,
+        /// Interface to check instead of the default one.
+        #[arg(long, value_name = "NAME")]
+        interface: Option<String>,
+    },
 }
 
 fn main() {
@@ -117,8 +135,26 @@ fn run() -> i32 {
             return exit::SCRIPT_ERROR;
         }
     };
-    if let Some(Command::StunServer { primary, alternate }) = args.command {
-        return runtime.block_on(stun_server(primary, alternate));
+    match &args.command {
+        Some(Command::StunServer { primary, alternate }) => {
+            return runtime.block_on(stun_server(*primary, *alternate));
+        }
+        Some(Command::Netcheck {
+            json,
+            stun,
+            stun_list,
+            interface,
+        }) => {
+            let config = match StunConfig::from_env(stun, stun_list.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("p2pd-repl: {e}");
+                    return exit::USAGE;
+                }
+            };
+            return runtime.block_on(netcheck(&config, *json, interface.as_deref()));
+        }
+        None => {}
     }
     let stun = match StunConfig::from_env(&args.stun, args.stun_list.as_deref()) {
         Ok(c) => c,
@@ -168,6 +204,11 @@ fn run() -> i32 {
             }
         }
     };
+    // Port mappings still open (or being deleted by a dropped handle) are deleted on the
+    // gateway before the process ends: a mapping that outlives its program is a leak.
+    runtime.block_on(p2pd::net::portmap::close_all(
+        std::time::Duration::from_secs(2),
+    ));
     // Pending timers and sockets are dropped with the runtime, as asyncio.run does.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     code
@@ -194,6 +235,27 @@ async fn stun_server(primary: SocketAddr, alternate: Option<SocketAddr>) -> i32 
     let _ = tokio::signal::ctrl_c().await;
     server.close().await;
     exit::OK
+}
+
+/// `p2pd-repl netcheck`: one report, as a table or JSON.
+async fn netcheck(config: &StunConfig, json: bool, interface: Option<&str>) -> i32 {
+    match p2pd::net::netcheck::netcheck(config, interface).await {
+        Ok(report) if json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+            );
+            exit::OK
+        }
+        Ok(report) => {
+            println!("{report}");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("p2pd-repl netcheck: {e}");
+            exit::SCRIPT_ERROR
+        }
+    }
 }
 
 fn paint_red(text: &str) -> String {

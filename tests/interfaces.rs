@@ -144,7 +144,10 @@ fn offline_start_returns_in_time_with_nic_routes_and_warnings() {
         "{text}"
     );
     assert!(text.contains("no STUN server answered (2 tried)"), "{text}");
-    assert!(!text.contains("Query {") && !text.contains("Name("), "{text}");
+    assert!(
+        !text.contains("Query {") && !text.contains("Name("),
+        "{text}"
+    );
     let details = lo.warning_details.join("\n");
     assert!(
         details.contains(&format!("{a}: no reply within 0.6 s")),

@@ -283,9 +283,7 @@ fn plain_reason(text: &str) -> String {
     if text.contains("no connections available") {
         return "no DNS server is configured or reachable".to_owned();
     }
-    let cut = text
-        .find(['{', '(', '['])
-        .map_or(text, |i| &text[..i]);
+    let cut = text.find(['{', '(', '[']).map_or(text, |i| &text[..i]);
     let cut = cut.trim().trim_end_matches(':').trim();
     let words: String = cut.chars().take(80).collect();
     if words.is_empty() {

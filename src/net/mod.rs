@@ -7,6 +7,8 @@ mod icmp;
 pub mod interface;
 pub mod ip_range;
 pub mod nat;
+pub mod netcheck;
 pub mod pipe;
+pub mod portmap;
 pub mod route;
 pub mod stun;

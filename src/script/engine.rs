@@ -16,7 +16,7 @@ use super::bridge::Bridge;
 use super::bytes;
 use super::registry::{Constants, HelpIndex, Registrar};
 use super::sink::Sink;
-use super::{interface, nat, pipe, route, shell, stun, task, timers};
+use super::{interface, nat, netcheck, pipe, portmap, route, shell, stun, task, timers};
 use crate::net::config::StunConfig;
 use rhai::{AST, Dynamic, Engine, FnPtr, ParseError, Scope};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -50,7 +50,9 @@ const AREAS: &[Area] = &[
     route::register,
     stun::register,
     nat::register,
+    netcheck::register,
     pipe::register, // addresses and pipes (one resolver shared)
+    portmap::register,
 ];
 
 fn bytes_area(reg: &mut Registrar, _: &BindContext) {

@@ -12,10 +12,9 @@ use super::engine::BindContext;
 use super::error::error;
 use super::interface::{InterfaceHandle, json_to_dynamic};
 use super::registry::{Help, Registrar};
-use crate::net::address::{self, ResolveOptions};
 use crate::net::config::{StunConfig, StunServer as ServerEntry};
 use crate::net::ip_range::Family;
-use crate::net::nat::{NamedServer, NatOptions, NatReport, load_nat_named};
+use crate::net::nat::{NatOptions, NatReport, load_nat_named, resolve_named};
 use rhai::{Dynamic, EvalAltResult, Map, NativeCallContext};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -25,7 +24,8 @@ const LOAD_NAT: Help = Help::method(
     "nat",
     &[
         "i.load_nat()",
-        "i.load_nat(#{timeout: 3, delta_tests: 12, hairpin: true, lifetime: false, max: 120})",
+        "i.load_nat(IP6)",
+        "i.load_nat(#{timeout: 3, delta_tests: 12, hairpin: true, lifetime: false, max: 120, port_mapping: true, family: IP4})",
     ],
     "Classify the NAT in front of an interface (P2PD type and delta, RFC 4787 mapping and filtering, hairpin); stores and returns the report.",
     r#"let i = Interface("lo"); let s = stun_server("127.0.0.1:0", "127.0.0.2:0"); stun_servers([s.primary]); await i.load_nat()"#,
@@ -57,6 +57,16 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
         &LOAD_NAT,
         move |ctx: NativeCallContext, i: &mut InterfaceHandle| {
             run_load_nat(&ctx, i, &stun, Map::new())
+        },
+    );
+    let stun = ctx.stun.clone();
+    reg.func(
+        "load_nat",
+        &LOAD_NAT,
+        move |ctx: NativeCallContext, i: &mut InterfaceHandle, af: rhai::INT| {
+            let mut opts = Map::new();
+            opts.insert("family".into(), Dynamic::from(af));
+            run_load_nat(&ctx, i, &stun, opts)
         },
     );
     let stun = ctx.stun.clone();
@@ -151,12 +161,14 @@ fn text_or_unit<T: std::fmt::Display>(v: Option<T>) -> Dynamic {
 fn options(
     map: &Map,
     config: &StunConfig,
+    gateway: Option<crate::net::portmap::Gateway>,
 ) -> Result<(NatOptions, Option<Family>), Box<EvalAltResult>> {
     let mut opts = NatOptions {
         timeout: Duration::from_secs(3).min(config.nat_timeout),
         ..NatOptions::default()
     };
     let mut family = None;
+    let mut port_mapping = true;
     for (key, value) in map {
         let what = format!("load_nat option '{key}'");
         match key.as_str() {
@@ -166,6 +178,12 @@ fn options(
             "ceiling" => opts.ceiling = seconds(value, &what)?,
             "max" => opts.lifetime_max = seconds(value, &what)?,
             "family" => family = Some(family_option(value, &what)?),
+            // Port mapping (net::portmap): on unless `port_mapping: false`.
+            "port_mapping" => {
+                port_mapping = value
+                    .as_bool()
+                    .map_err(|_| error("type", format!("{what} must be true or false")))?
+            }
             "delta_tests" => {
                 opts.delta_tests = value
                     .as_int()
@@ -187,12 +205,13 @@ fn options(
                 return Err(error(
                     "value",
                     format!(
-                        "unknown {what}; known: timeout, rto, floor, ceiling, delta_tests, hairpin, lifetime, max, family"
+                        "unknown {what}; known: timeout, rto, floor, ceiling, delta_tests, hairpin, lifetime, max, family, port_mapping"
                     ),
                 ));
             }
         }
     }
+    opts.port_mapping = gateway.filter(|_| port_mapping);
     Ok((opts, family))
 }
 
@@ -203,40 +222,6 @@ fn family_option(value: &Dynamic, what: &str) -> Result<Family, Box<EvalAltResul
         .ok()
         .and_then(Family::from_number)
         .ok_or_else(|| error("value", format!("{what} must be IP4 or IP6")))
-}
-
-/// Every configured server that answers on `family`, resolved concurrently within
-/// `timeout`; a name that does not resolve is kept with its cause, for the report.
-async fn resolve_servers(
-    servers: Vec<ServerEntry>,
-    family: Family,
-    timeout: Duration,
-) -> Vec<NamedServer> {
-    // The resolver `start()` uses for the same servers (hosts file, one budget).
-    let opts = Arc::new(ResolveOptions {
-        timeout,
-        ..ResolveOptions::default()
-    });
-    let mut lookups = tokio::task::JoinSet::new();
-    for (order, server) in servers.into_iter().enumerate() {
-        let opts = Arc::clone(&opts);
-        lookups.spawn(async move {
-            let resolved = address::resolve(&server.host, server.port, family, &opts)
-                .await
-                .map(|a| a.socket_addr())
-                .map_err(|e| e.cause());
-            let named = NamedServer {
-                name: server.to_string(),
-                resolved,
-                claim: server.claim,
-            };
-            (order, named)
-        });
-    }
-    let mut found = lookups.join_all().await;
-    // Configuration order decides which server is preferred.
-    found.sort_by_key(|(order, _)| *order);
-    found.into_iter().map(|(_, named)| named).collect()
 }
 
 /// The address to probe from: the interface's first route of `family`, or (without a
@@ -274,13 +259,14 @@ fn run_load_nat(
     opts: Map,
 ) -> Result<NatReport, Box<EvalAltResult>> {
     let config = stun.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let (opts, family) = options(&opts, &config)?;
+    let gateway = super::portmap::interface_gateway(i).ok();
+    let (opts, family) = options(&opts, &config, gateway)?;
     let local = i.read(|iface| local_ip_of(iface, family))?;
     let family = Family::of(&local);
     let servers: Vec<ServerEntry> = config.servers_for(family).cloned().collect();
     let dns_timeout = config.dns_timeout.min(opts.timeout);
     let report = bridge::wait(ctx, async move {
-        let named = resolve_servers(servers, family, dns_timeout).await;
+        let named = resolve_named(servers, family, dns_timeout).await;
         Ok::<_, Box<EvalAltResult>>(load_nat_named(local, named, opts).await)
     })?;
     let mut iface = i.0.write().unwrap_or_else(|p| p.into_inner());

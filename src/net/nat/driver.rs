@@ -23,6 +23,8 @@ use super::report::NatReport;
 use super::server_kind::{ServerKind, ServerReport};
 use super::types::NatType;
 use super::window::WindowRule;
+use crate::net::address::{self, ResolveOptions};
+use crate::net::config::StunServer;
 use crate::net::ip_range::Family;
 use crate::net::stun;
 
@@ -51,6 +53,9 @@ pub struct NatOptions {
     pub lifetime_max: Duration,
     /// Idle times checked, halving down from `lifetime_max`. Default 8.
     pub lifetime_checks: usize,
+    /// Port mapping (`net::portmap`): the gateway to probe alongside the STUN probes, its
+    /// answer shown as the report's `Port mapping:` line. Default `None`: not tested.
+    pub port_mapping: Option<crate::net::portmap::Gateway>,
 }
 
 impl Default for NatOptions {
@@ -66,6 +71,7 @@ impl Default for NatOptions {
             lifetime: false,
             lifetime_max: Duration::from_secs(120),
             lifetime_checks: 8,
+            port_mapping: None,
         }
     }
 }
@@ -144,6 +150,14 @@ pub async fn load_nat_named(
         }
     }
     let local_ip = concrete_ip(local_ip, targets.first().map(|t| t.addr));
+    // Port mapping: asked at once, on its own socket, bounded by its own 1 s; only when
+    // the servers are reached through a gateway (never for a test on loopback).
+    let through_gateway =
+        !local_ip.is_loopback() && targets.iter().any(|t| !t.addr.ip().is_loopback());
+    let port_mapping = opts
+        .port_mapping
+        .filter(|_| through_gateway)
+        .map(|gw| tokio::spawn(crate::net::portmap::probe(gw, Default::default())));
     let mut report = if targets.is_empty() {
         let mut r = NatReport::empty(local_ip);
         r.untested = Some(untested_reason(&servers, family, &left_out));
@@ -152,6 +166,9 @@ pub async fn load_nat_named(
         run(local_ip, &targets, opts).await
     };
     report.stun.extend(left_out);
+    if let Some(task) = port_mapping {
+        report.port_mapping = task.await.ok();
+    }
     if opts.lifetime {
         report.lifetime = measure_lifetime(local_ip, &report, opts).await;
     }
@@ -169,6 +186,39 @@ fn left_out_report(s: &NamedServer, address: Option<SocketAddr>, kind: ServerKin
         rtt: None,
         software: None,
     }
+}
+
+/// Resolves `servers` for `family`, concurrently, within `timeout`, in their order; a name
+/// that does not resolve is kept with its cause, for the report.
+pub async fn resolve_named(
+    servers: Vec<StunServer>,
+    family: Family,
+    timeout: Duration,
+) -> Vec<NamedServer> {
+    // The resolver `start()` uses for the same servers (hosts file, one budget).
+    let opts = Arc::new(ResolveOptions {
+        timeout,
+        ..ResolveOptions::default()
+    });
+    let mut lookups = JoinSet::new();
+    for (order, server) in servers.into_iter().enumerate() {
+        let opts = Arc::clone(&opts);
+        lookups.spawn(async move {
+            let resolved = address::resolve(&server.host, server.port, family, &opts)
+                .await
+                .map(|a| a.socket_addr())
+                .map_err(|e| e.cause());
+            let named = NamedServer {
+                name: server.to_string(),
+                resolved,
+                claim: server.claim,
+            };
+            (order, named)
+        });
+    }
+    let mut found = lookups.join_all().await;
+    found.sort_by_key(|(order, _)| *order);
+    found.into_iter().map(|(_, named)| named).collect()
 }
 
 /// "no STUN server could be asked: 8 configured, 8 names did not resolve".

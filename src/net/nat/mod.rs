@@ -37,7 +37,7 @@ pub use behaviour::{Allocation, FilteringBehaviour, MappingBehaviour};
 pub use classify::classify;
 pub use copies::{LossCount, SilenceRule};
 pub use delta::{P2PD_DELTA_TESTS, P2PD_DELTA_THRESHOLD, classify_delta, classify_delta_with};
-pub use driver::{NamedServer, NatOptions, load_nat, load_nat_named};
+pub use driver::{NamedServer, NatOptions, load_nat, load_nat_named, resolve_named};
 pub use lifetime::{MappingLifetime, lifetime_schedule, mapping_lifetime};
 pub use observations::{
     DeltaSamples, Expect, HairpinProbe, Observations, Outcome, PortSample, ProbeKind, Reply,

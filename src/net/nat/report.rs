@@ -74,6 +74,8 @@ pub struct NatReport {
     pub elapsed: Duration,
     /// How long an idle mapping survived, when that was measured (opt-in, slow).
     pub lifetime: Option<MappingLifetime>,
+    /// What the gateway offers for port mapping; `None` when not tested.
+    pub port_mapping: Option<crate::net::portmap::PortmapReport>,
 }
 
 impl NatReport {
@@ -96,6 +98,7 @@ impl NatReport {
             loss: None,
             elapsed: Duration::ZERO,
             lifetime: None,
+            port_mapping: None,
         }
     }
 
@@ -164,6 +167,7 @@ impl NatReport {
                 "alive_ms": l.alive.map(millis),
                 "expired_ms": l.expired.map(millis),
             })),
+            "port_mapping": self.port_mapping.as_ref().map_or(Value::Null, |p| p.to_json()),
         })
     }
 }
@@ -237,6 +241,8 @@ impl fmt::Display for NatReport {
         )?;
         writeln!(f, "\t* Port allocation: {}", or(self.allocation, "n/a"))?;
         writeln!(f, "\t* Hairpinning: {}", or(self.hairpin, "not tested"))?;
+        let port_mapping = self.port_mapping.as_ref().map(|p| p.summary());
+        writeln!(f, "\t* Port mapping: {}", or(port_mapping, "not tested"))?;
         if let Some(open) = self.open_path {
             let text = if open {
                 "yes (unsolicited packets reach unused ports)"
@@ -347,6 +353,7 @@ mod tests {
                 software: None,
             }],
             loss: Some(0.0),
+            port_mapping: None,
         }
     }
 
@@ -363,6 +370,7 @@ mod tests {
             "External address: 203.0.113.100:40000",
             "203.0.113.1:3478: binding 1.5ms",
             "Took: 0.042s",
+            "Port mapping: not tested",
             "Mapping lifetime: alive after 15.0s, expired after 30.0s",
         ] {
             assert!(text.contains(needle), "{needle:?} missing from:\n{text}");

@@ -15,7 +15,7 @@
 //!
 //! Argument parsing lives in `args.rs`, the pipe methods in `ops.rs`.
 
-mod args;
+pub(crate) mod args;
 mod callbacks;
 mod ops;
 
@@ -73,6 +73,11 @@ impl ScriptPipe {
             route,
             opened: Arc::new(Mutex::new(Some(stamp))),
         }
+    }
+
+    /// The route the pipe is bound on (port mapping asks that route's gateway).
+    pub fn route(&self) -> Option<&Route> {
+        self.route.as_ref()
     }
 
     fn callbacks(&self) -> &Arc<Callbacks> {
