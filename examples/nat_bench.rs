@@ -1,23 +1,34 @@
-//! Benchmark: `load_nat` wall time and packets sent on every NAT lab variant, next to
-//! P2PD 3.1.9's `load_nat()` on the same lab (benches/nat.sh builds this in release mode
-//! and makes the P2PD venv). Needs root, `ip netns`, nft and conntrack.
+//! Benchmark: `load_nat` rightness, wall time and packets sent on every NAT lab variant,
+//! next to P2PD 3.1.9's `load_nat()` on the same lab (benches/nat.sh builds this in
+//! release mode and makes the P2PD venv). Needs root, `ip netns`, nft and conntrack.
 //!
-//! Usage: nat_bench [--runs N] [--python VENV_PYTHON] [VARIANT...]
+//! Usage: nat_bench [--runs N] [--python VENV_PYTHON] [--rtt MS] [--loss PCT] [--internet]
+//!                  [VARIANT...]
 //!
 //! For each variant the lab comes up (tests/natlab/lab.sh, its own namespace prefix) with
 //! this binary serving STUN on 203.0.113.1:3478 / 203.0.113.2:3479 in the internet
-//! namespace; then ours and P2PD run alternately in two rounds of N/2 runs each (the
-//! machines are noisy: interleaving keeps the comparison fair), each run in a fresh
-//! process-internal state. Times are medians; packets are the client interface's
-//! tx_packets over one call.
+//! namespace, the WAN link delayed and lossy as asked; with `--internet` ours probes the
+//! lab's whole small internet by name instead (plain, RFC 5780, RFC 3489, dead, lying and
+//! slow servers: the default-list code path). Ours and P2PD run alternately in two rounds
+//! of N/2 runs each (the machines are noisy: interleaving keeps the comparison fair).
+//! "right" counts runs where every field is what the variant is built to be (for P2PD,
+//! which has no RFC 4787 fields, its type and delta); times are medians and maxima;
+//! packets are the client interface's tx_packets over one call. The port-mapping probe
+//! is off: this measures the NAT answer.
 
 #[path = "common/lab.rs"]
 mod common;
+#[allow(dead_code)]
+#[path = "../tests/common/expected.rs"]
+mod expected;
 use common::{LabGuard, in_client, json_lines, lab, manifest, runtime, stat, tx_packets};
+use expected::expect;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use p2pd::net::nat::{NatOptions, load_nat};
+use p2pd::net::config::parse_list;
+use p2pd::net::ip_range::Family;
+use p2pd::net::nat::{NatOptions, load_nat, load_nat_named, resolve_named};
 use p2pd::net::stun::StunServer;
 use serde_json::{Value, json};
 
@@ -51,20 +62,39 @@ fn serve() {
     });
 }
 
-/// Child: `runs` load_nat calls from the client namespace, one JSON line each.
-fn probe(local: IpAddr, runs: usize) {
+/// Child: `runs` load_nat calls from the client namespace, one JSON line each: the
+/// report's JSON plus wall time and packets. With `list` (a server list file), the
+/// servers are resolved by name as the shell does; else the lab's RFC 5780 server.
+fn probe(local: IpAddr, runs: usize, list: Option<&str>) {
     let rt = runtime();
     let server: SocketAddr = "203.0.113.1:3478"
         .parse()
         .unwrap_or_else(|_| unreachable!());
+    let servers = list.map(|path| {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        parse_list(&text, path).unwrap_or_default()
+    });
     for _ in 0..runs {
         let before = tx_packets();
         let started = Instant::now();
-        let report = rt.block_on(load_nat(local, &[server], NatOptions::default()));
+        let report = rt.block_on(async {
+            match &servers {
+                Some(list) => {
+                    let named =
+                        resolve_named(list.clone(), Family::of(&local), Duration::from_secs(2))
+                            .await;
+                    load_nat_named(local, named, NatOptions::default()).await
+                }
+                None => load_nat(local, &[server], NatOptions::default()).await,
+            }
+        });
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let packets = tx_packets().saturating_sub(before);
-        let line = json!({"ms": ms, "type": report.nat_type().code(),
-                          "delta": report.delta().to_p2pd_json(), "packets": packets});
+        let mut line = report.to_json();
+        line["ms"] = json!(ms);
+        line["type"] = json!(report.nat_type().code());
+        line["delta"] = report.delta().to_p2pd_json();
+        line["packets"] = json!(packets);
         println!("{line}");
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -96,8 +126,30 @@ fn answer(runs: &[Value]) -> String {
 
 struct Row {
     variant: &'static str,
+    client_ip: String,
+    public_ip: String,
     ours: Vec<Value>,
     theirs: Vec<Value>,
+}
+
+impl Row {
+    /// Our runs with every field right.
+    fn ours_right(&self) -> usize {
+        let e = expect(self.variant);
+        self.ours
+            .iter()
+            .filter(|v| e.mismatches(v, &self.client_ip, &self.public_ip).is_empty())
+            .count()
+    }
+
+    /// P2PD's runs with the type and delta the variant is built to have.
+    fn theirs_right(&self) -> usize {
+        let e = expect(self.variant);
+        self.theirs
+            .iter()
+            .filter(|v| v["type"] == e.nat && v["delta"] == e.delta.to_p2pd_json())
+            .count()
+    }
 }
 
 fn main() {
@@ -107,21 +159,29 @@ fn main() {
         Ok("probe") => {
             let local = args.get(1).and_then(|a| a.parse().ok());
             let runs = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1);
+            let list = args.get(3).map(String::as_str);
             return match local {
-                Some(ip) => probe(ip, runs),
-                None => eprintln!("probe role needs LOCAL_IP RUNS"),
+                Some(ip) => probe(ip, runs, list),
+                None => eprintln!("probe role needs LOCAL_IP RUNS [LIST]"),
             };
         }
         _ => {}
     }
     let mut runs = 10usize;
     let mut python: Option<String> = None;
+    let mut path: Vec<String> = Vec::new();
+    let mut internet = false;
     let mut variants: Vec<&'static str> = Vec::new();
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--runs" => runs = it.next().and_then(|n| n.parse().ok()).unwrap_or(runs),
             "--python" => python = it.next().cloned(),
+            "--rtt" | "--loss" => {
+                path.push(a.clone());
+                path.push(it.next().cloned().unwrap_or_default());
+            }
+            "--internet" => internet = true,
             v => match VARIANTS.iter().find(|k| **k == v) {
                 Some(k) => variants.push(k),
                 None => {
@@ -140,10 +200,13 @@ fn main() {
     let _guard = LabGuard(PREFIX);
     let mut rows = Vec::new();
     for variant in variants {
-        let up = lab(
-            PREFIX,
-            &["up", variant, "--", "env", "P2PD_BENCH_ROLE=server", &exe],
-        );
+        let mut up_args = vec!["up", variant];
+        up_args.extend(path.iter().map(String::as_str));
+        if internet {
+            up_args.push("--internet");
+        }
+        up_args.extend(["--", "env", "P2PD_BENCH_ROLE=server", &exe]);
+        let up = lab(PREFIX, &up_args);
         if let Err(e) = up {
             eprintln!("lab.sh up {variant}: {e}");
             continue;
@@ -154,8 +217,20 @@ fn main() {
             .find_map(|l| l.strip_prefix("CLIENT_IP="))
             .unwrap_or("10.77.0.10")
             .to_string();
+        let public_ip = env
+            .lines()
+            .find_map(|l| l.strip_prefix("PUBLIC_IP="))
+            .unwrap_or("203.0.113.100")
+            .to_string();
+        let list = env
+            .lines()
+            .find_map(|l| l.strip_prefix("STUN_LIST="))
+            .filter(|_| internet)
+            .map(str::to_string);
         let mut row = Row {
             variant,
+            client_ip: client_ip.clone(),
+            public_ip,
             ours: Vec::new(),
             theirs: Vec::new(),
         };
@@ -163,6 +238,9 @@ fn main() {
             let mut ours = in_client(PREFIX, &exe);
             ours.env("P2PD_BENCH_ROLE", "probe")
                 .args([client_ip.as_str(), &half.to_string()]);
+            if let Some(list) = &list {
+                ours.arg(list);
+            }
             row.ours.extend(json_lines(&mut ours));
             if let Some(py) = &python {
                 let script = manifest("benches/p2pd_nat.py");
@@ -183,37 +261,60 @@ fn main() {
 
 fn print_table(rows: &[Row], with_p2pd: bool) {
     let fmt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
+    let max = |runs: &[Value]| {
+        runs.iter()
+            .filter_map(|r| r["ms"].as_f64())
+            .reduce(f64::max)
+    };
     println!(
-        "\n{:<21} | {:>9} {:>9} {:>5} | {:>9} {:>9} {:>5} | {:>8} {:>8}",
-        "variant", "ours", "ms", "pkts", "P2PD", "ms", "pkts", "ms ratio", "pkt ratio"
+        "\n{:<21} | {:>9} {:>7} {:>8} {:>8} {:>5} | {:>9} {:>7} {:>8} {:>5} | {:>8}",
+        "variant",
+        "ours",
+        "right",
+        "ms",
+        "max ms",
+        "pkts",
+        "P2PD",
+        "right",
+        "ms",
+        "pkts",
+        "ms ratio"
     );
-    println!("{}", "-".repeat(100));
+    println!("{}", "-".repeat(112));
     for r in rows {
         let (oms, opk) = (stat(&r.ours, "ms"), stat(&r.ours, "packets"));
         let (tms, tpk) = (stat(&r.theirs, "ms"), stat(&r.theirs, "packets"));
         let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
-        let theirs = if with_p2pd {
-            answer(&r.theirs)
+        let (theirs, theirs_right) = if with_p2pd {
+            (
+                answer(&r.theirs),
+                format!("{}/{}", r.theirs_right(), r.theirs.len()),
+            )
         } else {
-            "n/a".into()
+            ("n/a".into(), "-".into())
         };
         println!(
-            "{:<21} | {:>9} {:>9} {:>5} | {:>9} {:>9} {:>5} | {:>8} {:>8}",
+            "{:<21} | {:>9} {:>7} {:>8} {:>8} {:>5} | {:>9} {:>7} {:>8} {:>5} | {:>8}",
             r.variant,
             answer(&r.ours),
+            format!("{}/{}", r.ours_right(), r.ours.len()),
             fmt(oms, 1),
+            fmt(max(&r.ours), 1),
             fmt(opk, 0),
             theirs,
+            theirs_right,
             fmt(tms, 1),
             fmt(tpk, 0),
             fmt(ratio(oms, tms), 3),
-            fmt(ratio(opk, tpk), 2),
         );
     }
-    println!("(answer = NAT type/delta type, most common; ms and pkts are medians)");
     println!(
-        "P2PD never answers 2 (firewall: it stops at 'mapped == local', inventory §9.11) and \
-         calls an address-dependent mapping 4; on those rows its time is for another answer."
+        "(answer = NAT type/delta type, most common; right = every field as built (P2PD: type \
+         and delta); ms and pkts are medians)"
+    );
+    println!(
+        "P2PD never answers 2 (a firewall: it stops at 'mapped == local') and calls an \
+         address-dependent mapping 4; on those rows its time is for another answer."
     );
     if !with_p2pd {
         println!("P2PD 3.1.9 was not available: only our numbers are shown.");

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const PREFIX: &str = "p2pdp-";
+const PREFIX: &str = "p2pdm-";
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_p2pd-repl")

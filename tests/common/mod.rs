@@ -19,6 +19,7 @@ macro_rules! both_families_async {
     };
 }
 
+pub mod expected;
 pub mod natlab;
 pub mod netns;
 

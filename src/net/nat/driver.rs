@@ -150,14 +150,20 @@ pub async fn load_nat_named(
         }
     }
     let local_ip = concrete_ip(local_ip, targets.first().map(|t| t.addr));
-    // Port mapping: asked at once, on its own socket, bounded by its own 1 s; only when
-    // the servers are reached through a gateway (never for a test on loopback).
+    // Port mapping: asked at once, on its own socket; only when the servers are reached
+    // through a gateway (never for a test on loopback). Bounded by its grace (250 ms): a
+    // gateway on the LAN answers well within it, and a silent one must not hold the NAT
+    // answer up; `load_portmap()` waits its full second.
     let through_gateway =
         !local_ip.is_loopback() && targets.iter().any(|t| !t.addr.ip().is_loopback());
-    let port_mapping = opts
-        .port_mapping
-        .filter(|_| through_gateway)
-        .map(|gw| tokio::spawn(crate::net::portmap::probe(gw, Default::default())));
+    let port_mapping = opts.port_mapping.filter(|_| through_gateway).map(|gw| {
+        let defaults = crate::net::portmap::ProbeOptions::default();
+        let bounded = crate::net::portmap::ProbeOptions {
+            timeout: defaults.grace,
+            ..defaults
+        };
+        tokio::spawn(crate::net::portmap::probe(gw, bounded))
+    });
     let mut report = if targets.is_empty() {
         let mut r = NatReport::empty(local_ip);
         r.untested = Some(untested_reason(&servers, family, &left_out));
