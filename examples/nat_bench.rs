@@ -254,6 +254,13 @@ fn main() {
             row.ours.len(),
             row.theirs.len()
         );
+        let e = expect(variant);
+        for v in &row.ours {
+            let bad = e.mismatches(v, &row.client_ip, &row.public_ip);
+            if !bad.is_empty() {
+                eprintln!("  wrong run: {}", bad.join("; "));
+            }
+        }
         rows.push(row);
     }
     print_table(&rows, python.is_some());

@@ -32,11 +32,13 @@ fn lab_or_skip(test: &str) -> Option<(LabLock, Lab)> {
     Some((LabLock::take(), Lab::new(PREFIX)))
 }
 
-/// `load_nat` of the client's default interface for `family` ("IP4" or "IP6") with the
-/// servers of `list`, as the REPL binary prints its JSON.
+/// `start()` then `load_nat` of the client's default interface for `family` ("IP4" or
+/// "IP6") with the servers of `list`, as the REPL binary prints them: the report's JSON,
+/// with the route's external address (what `start()` agreed on) added as `route_ext`.
 fn load_nat(list: &str, family: &str) -> Result<Value, String> {
     let code = format!(
-        "let i = Interface(); let r = await i.load_nat(#{{family: {family}}}); print(r.to_json())"
+        "let i = await Interface().start(); print(`EXT ${{i.route({family}).ext()}}`); \
+         let r = await i.load_nat(#{{family: {family}}}); print(r.to_json())"
     );
     let ns = format!("{PREFIX}client");
     let out = run(
@@ -54,12 +56,18 @@ fn load_nat(list: &str, family: &str) -> Result<Value, String> {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let json = stdout.find('{').map(|i| &stdout[i..]).unwrap_or("");
-    serde_json::from_str(json).map_err(|e| {
+    let mut v: Value = serde_json::from_str(json).map_err(|e| {
         format!(
             "no report ({e}): {stdout}{}",
             String::from_utf8_lossy(&out.stderr)
         )
-    })
+    })?;
+    let ext = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("EXT "))
+        .unwrap_or("");
+    v["route_ext"] = Value::String(ext.to_string());
+    Ok(v)
 }
 
 /// The kind each configured server was given, by the first part of its name.
@@ -138,6 +146,12 @@ fn check_variant(lab: &Lab, variant: &str, family: &str) -> Vec<String> {
             );
             bad.extend(e.mismatches(&v, &client, &public));
             bad.extend(kind_mismatches(e, &v, family));
+            // start() agreed on the same external address, whatever the liars said.
+            let want = if e.behind_nat { &public } else { &client };
+            let got = v["route_ext"].as_str().unwrap_or("");
+            if got.parse::<std::net::IpAddr>().ok() != want.parse().ok() {
+                bad.push(format!("start(): route ext {got:?}, want {want}"));
+            }
         }
         Err(err) => bad.push(err),
     }

@@ -15,8 +15,10 @@
 //!
 //! The schedule: two copies at the start (0 and 5 ms, so one lost datagram costs no RTT),
 //! then, while the path's RTT is unknown, gaps doubling from the initial RTO (RFC 5389
-//! §7.2.1 style); once it is known, a copy every RTT/4 (between 5 and 50 ms), so that at
-//! 300 ms RTT several copies are already on their way when the first reply shows the RTT.
+//! §7.2.1 style). Once it is known, a silence test sends a copy every RTT/4 (between 5 and
+//! 50 ms), so that enough copies have had time to return by the time silence may count; a
+//! test that waits for an answer sends its next copy only when the last one should have
+//! been answered (one RTT plus jitter), so a clean path costs two datagrams per test.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +28,9 @@ const BURST_GAP: Duration = Duration::from_millis(5);
 /// Bounds on the gap between later copies once the RTT is known.
 const MIN_GAP: Duration = Duration::from_millis(5);
 const MAX_GAP: Duration = Duration::from_millis(50);
+/// Shortest gap between copies of a test that waits for an answer: on a LAN the RTT is
+/// below the time a busy host takes to read a reply.
+const MIN_ANSWER_GAP: Duration = Duration::from_millis(10);
 
 /// Round trips on answering paths whose fate is known: `expired` copies had time to come
 /// back, `lost` of them did not.
@@ -48,6 +53,15 @@ impl LossCount {
     }
 }
 
+/// How a test paces its copies once the RTT is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// Silence is evidence: several copies per RTT, so that enough can return in time.
+    Silence,
+    /// Only an answer ends the test: the next copy when the last should have been answered.
+    Answer,
+}
+
 /// How copies are spaced and when silence counts.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SilenceRule {
@@ -68,7 +82,7 @@ pub struct SilenceRule {
 impl Default for SilenceRule {
     fn default() -> Self {
         SilenceRule {
-            margin: Duration::from_millis(50),
+            margin: Duration::from_millis(40),
             epsilon: 1e-3,
             min_copies: 2,
             max_copies: 16,
@@ -145,6 +159,7 @@ impl SilenceRule {
         sent: &[Instant],
         rtt: Option<Duration>,
         wanted: u32,
+        pace: Pace,
     ) -> Option<Instant> {
         let count = sent.len();
         let cap = usize::try_from(wanted.min(self.max_copies)).unwrap_or(usize::MAX);
@@ -157,9 +172,10 @@ impl SilenceRule {
         if count < BURST {
             return Some(last + BURST_GAP);
         }
-        let gap = match rtt {
-            Some(rtt) => (rtt / 4).clamp(MIN_GAP, MAX_GAP),
-            None => {
+        let gap = match (rtt, pace) {
+            (Some(rtt), Pace::Silence) => (rtt / 4).clamp(MIN_GAP, MAX_GAP),
+            (Some(rtt), Pace::Answer) => (rtt + Self::jitter(rtt)).max(MIN_ANSWER_GAP),
+            (None, _) => {
                 let doublings = u32::try_from(count - BURST).unwrap_or(u32::MAX).min(16);
                 self.rto.saturating_mul(1 << doublings)
             }
@@ -217,10 +233,27 @@ mod tests {
         };
         let rtt = 300 * MS;
         let sent = at(t0, &[0, 5, 105]);
-        // Two copies back by 0 + 300 + 39.5 = 339.5 ms, but the floor is 350 ms.
-        assert!(!rule.is_silent(t0, &sent, t0 + 345 * MS, rtt, clean));
-        assert!(rule.is_silent(t0, &sent, t0 + 351 * MS, rtt, clean));
-        assert_eq!(rule.silent_at(t0, &sent, rtt, clean), Some(t0 + 350 * MS));
+        // Two copies back by 5 + 300 + 39.5 = 344.5 ms; the floor (340 ms) is earlier.
+        assert!(!rule.is_silent(t0, &sent, t0 + 344 * MS, rtt, clean));
+        assert!(rule.is_silent(t0, &sent, t0 + 345 * MS, rtt, clean));
+        assert_eq!(
+            rule.silent_at(t0, &sent, rtt, clean),
+            Some(t0 + 344 * MS + MS / 2)
+        );
+        // One copy only: eligible at 339.5 ms, but the floor holds it to 340 ms.
+        let one_copy_rule = SilenceRule {
+            min_copies: 1,
+            ..rule
+        };
+        let spotless = LossCount {
+            lost: 0,
+            expired: 2000,
+        };
+        assert_eq!(one_copy_rule.copies_needed(spotless), 1);
+        assert_eq!(
+            one_copy_rule.silent_at(t0, &sent[..1], rtt, spotless),
+            Some(t0 + 340 * MS)
+        );
         // Lossy: more copies are needed than were sent, so no verdict until the ceiling.
         let lossy = LossCount {
             lost: 18,
@@ -235,25 +268,31 @@ mod tests {
     fn schedule_bursts_then_doubles_then_follows_the_rtt() {
         let rule = SilenceRule::default();
         let t0 = Instant::now();
-        assert_eq!(rule.next_copy(t0, &[], None, 16), Some(t0));
+        let s = Pace::Silence;
+        assert_eq!(rule.next_copy(t0, &[], None, 16, s), Some(t0));
         assert_eq!(
-            rule.next_copy(t0, &at(t0, &[0]), None, 16),
+            rule.next_copy(t0, &at(t0, &[0]), None, 16, s),
             Some(t0 + 5 * MS)
         );
         let two = at(t0, &[0, 5]);
-        assert_eq!(rule.next_copy(t0, &two, None, 16), Some(t0 + 105 * MS));
+        assert_eq!(rule.next_copy(t0, &two, None, 16, s), Some(t0 + 105 * MS));
         let three = at(t0, &[0, 5, 105]);
-        assert_eq!(rule.next_copy(t0, &three, None, 16), Some(t0 + 305 * MS));
-        // Known RTT: a quarter of it, within 5..50 ms.
+        assert_eq!(rule.next_copy(t0, &three, None, 16, s), Some(t0 + 305 * MS));
+        // Known RTT: a quarter of it, within 5..50 ms, for a silence test.
         assert_eq!(
-            rule.next_copy(t0, &three, Some(300 * MS), 16),
+            rule.next_copy(t0, &three, Some(300 * MS), 16, s),
             Some(t0 + 155 * MS)
         );
         assert_eq!(
-            rule.next_copy(t0, &three, Some(MS), 16),
+            rule.next_copy(t0, &three, Some(MS), 16, s),
             Some(t0 + 110 * MS)
         );
-        assert_eq!(rule.next_copy(t0, &three, Some(MS), 3), None);
+        assert_eq!(rule.next_copy(t0, &three, Some(MS), 3, s), None);
+        // A test that waits for an answer: when the last copy should have been answered.
+        assert_eq!(
+            rule.next_copy(t0, &two, Some(80 * MS), 16, Pace::Answer),
+            Some(t0 + 97 * MS)
+        );
     }
 
     #[test]

@@ -38,7 +38,9 @@ pub struct NatOptions {
     pub rto: Duration,
     /// The lifetime measurement's listening window, in RTTs. Default 3.
     pub rtt_factor: u32,
-    /// Silence never counts before a test's start plus one RTT plus this. Default 50 ms.
+    /// Silence never counts before a test's start plus one RTT plus this. Default 40 ms
+    /// (so a complete answer, whose last tests start one RTT in, lands within 2 RTT +
+    /// 50 ms).
     pub floor: Duration,
     /// Silence counts after this long whatever else. Default 2 s (P2PD's receive timeout).
     pub ceiling: Duration,
@@ -64,7 +66,7 @@ impl Default for NatOptions {
             timeout: Duration::from_secs(3),
             rto: stun::DEFAULT_RTO,
             rtt_factor: 3,
-            floor: Duration::from_millis(50),
+            floor: Duration::from_millis(40),
             ceiling: Duration::from_secs(2),
             delta_tests: super::P2PD_DELTA_TESTS,
             hairpin: true,
@@ -295,14 +297,17 @@ async fn run(local_ip: IpAddr, targets: &[Target], opts: NatOptions) -> NatRepor
             break;
         };
         tokio::select! {
-            arrival = rx.recv() => match arrival {
-                Some(a) => prober.handle_datagram(a.at, a.socket, a.from, &a.bytes),
-                None => prober.handle_timeout(Instant::now()),
-            },
-            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
-                prober.handle_timeout(Instant::now());
+            arrival = rx.recv() => {
+                // A burst of replies is taken whole, then judged once.
+                let mut next = arrival;
+                while let Some(a) = next {
+                    prober.handle_datagram(a.at, a.socket, a.from, &a.bytes);
+                    next = rx.try_recv().ok();
+                }
             }
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
         }
+        prober.handle_timeout(Instant::now());
     }
     readers.abort_all();
     classify(&prober.observations(Instant::now()))

@@ -44,7 +44,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::classify::{self, Capability};
-use super::copies::{LossCount, SilenceRule};
+use super::copies::{LossCount, Pace, SilenceRule};
 use super::mapping::Evidence;
 use super::observations::{
     DeltaSamples, Expect, HairpinProbe, Observations, Outcome, PortSample, ProbeKind, Reply,
@@ -457,8 +457,9 @@ impl Prober {
         self.advance(now);
     }
 
-    /// A datagram that arrived on `socket` from `from`. Time is also let pass: the
-    /// datagram may arrive just as a silence is due.
+    /// A datagram that arrived on `socket` from `from` at `now`. It is only recorded: call
+    /// [`Prober::handle_timeout`] after a batch of datagrams (a burst of replies is then
+    /// judged once, and a silence due at the same moment is not missed).
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -470,7 +471,6 @@ impl Prober {
             return;
         }
         self.take_datagram(now, socket, from, bytes);
-        self.advance(now);
     }
 
     fn take_datagram(&mut self, now: Instant, socket: SocketId, from: SocketAddr, bytes: &[u8]) {
@@ -682,9 +682,19 @@ impl Prober {
             // A copy counts once it is due back, answered or not: counting answers at
             // once and losses only later would make every early estimate too kind.
             let due = rtt + SilenceRule::jitter(rtt);
+            // Once a test is answered, an unanswered copy sent after the answered one may
+            // still be on its way back when the run ends: it says nothing about loss.
+            let answered_from = match t.outcome {
+                Outcome::Heard(_) | Outcome::Strayed(_) => {
+                    t.copies.iter().find(|c| c.answered).map(|c| c.sent)
+                }
+                _ => None,
+            };
             for c in t.copies.iter().filter(|c| c.sent + due <= now) {
-                count.expired += 1;
-                if !c.answered {
+                if c.answered {
+                    count.expired += 1;
+                } else if answered_from.is_none_or(|first| c.sent < first) {
+                    count.expired += 1;
                     count.lost += 1;
                 }
             }
@@ -1106,12 +1116,12 @@ fn next_due(
     started: Instant,
 ) -> Option<Instant> {
     let sent: Vec<Instant> = t.copies.iter().map(|c| c.sent).collect();
-    let wanted = if t.waits_for_silence() {
-        rule.copies_needed(loss) + 1
+    let (wanted, pace) = if t.waits_for_silence() {
+        (rule.copies_needed(loss) + 1, Pace::Silence)
     } else {
-        rule.max_copies
+        (rule.max_copies, Pace::Answer)
     };
-    rule.next_copy(started, &sent, rtt, wanted)
+    rule.next_copy(started, &sent, rtt, wanted, pace)
 }
 
 /// The observation field a server test's outcome goes to.
