@@ -148,6 +148,16 @@ struct Copy {
     id: Option<TransactionId>,
     sent: Instant,
     answered: bool,
+    /// How long its reply took, once answered.
+    rtt: Option<Duration>,
+}
+
+/// A server's RTTs so far: the fastest paces copies, the slowest (jitter included) sets
+/// how long silence is awaited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rtt {
+    min: Duration,
+    max: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -371,7 +381,7 @@ impl Prober {
             }
             let Some(started) = t.started else { continue };
             let rtt = t.server.map_or(fastest, |s| rtts[s]);
-            let due = next_due(&self.opts.rule, t, rtt, loss, started);
+            let due = next_due(&self.opts.rule, t, rtt.map(|r| r.min), loss, started);
             if due.is_none_or(|d| d > now) {
                 continue;
             }
@@ -381,6 +391,7 @@ impl Prober {
                         id: None,
                         sent: now,
                         answered: false,
+                        rtt: None,
                     });
                     NONCE.to_vec()
                 }
@@ -397,6 +408,7 @@ impl Prober {
                         id: Some(repr.transaction_id),
                         sent: now,
                         answered: false,
+                        rtt: None,
                     });
                     bytes
                 }
@@ -425,12 +437,12 @@ impl Prober {
             }
             let Some(started) = t.started else { continue };
             let rtt = self.test_rtt(t, &rtts);
-            if let Some(d) = next_due(&self.opts.rule, t, rtt, loss, started) {
+            if let Some(d) = next_due(&self.opts.rule, t, rtt.map(|r| r.min), loss, started) {
                 wake = wake.min(d);
             }
             let sent: Vec<Instant> = t.copies.iter().map(|c| c.sent).collect();
             let at = match rtt {
-                Some(rtt) => self.opts.rule.silent_at(started, &sent, rtt, loss),
+                Some(rtt) => self.opts.rule.silent_at(started, &sent, rtt.max, loss),
                 None => None,
             };
             wake = wake.min(at.unwrap_or(started + self.opts.rule.ceiling));
@@ -496,8 +508,9 @@ impl Prober {
         let local_ip = self.local_ip;
         let t = &mut self.tests[ti];
         let copy = &mut t.copies[ci];
-        copy.answered = true;
         let rtt = now.saturating_duration_since(copy.sent);
+        copy.answered = true;
+        copy.rtt.get_or_insert(rtt);
         if t.outcome != Outcome::Pending {
             return;
         }
@@ -639,23 +652,29 @@ impl Prober {
         }
     }
 
-    /// Every server's fastest RTT so far (over its answered or strayed tests).
-    fn server_rtts(&self) -> Vec<Option<Duration>> {
-        let mut rtts: Vec<Option<Duration>> = vec![None; self.servers.len()];
+    /// Every server's RTTs so far, over every answered copy of its tests.
+    fn server_rtts(&self) -> Vec<Option<Rtt>> {
+        let mut rtts: Vec<Option<Rtt>> = vec![None; self.servers.len()];
         for t in &self.tests {
-            let (Slot::Server(i, _), Outcome::Heard(r) | Outcome::Strayed(r)) = (t.slot, t.outcome)
-            else {
+            let Slot::Server(i, _) = t.slot else { continue };
+            let Some(slot) = rtts.get_mut(i) else {
                 continue;
             };
-            if let Some(slot) = rtts.get_mut(i) {
-                *slot = Some(slot.map_or(r.rtt, |x: Duration| x.min(r.rtt)));
+            for r in t.copies.iter().filter_map(|c| c.rtt) {
+                *slot = Some(match *slot {
+                    None => Rtt { min: r, max: r },
+                    Some(x) => Rtt {
+                        min: x.min.min(r),
+                        max: x.max.max(r),
+                    },
+                });
             }
         }
         rtts
     }
 
-    /// The RTT that paces `t`: its server's, else the fastest of the run.
-    fn test_rtt(&self, t: &Test, rtts: &[Option<Duration>]) -> Option<Duration> {
+    /// The RTTs that pace `t`: its server's, else the fastest server's.
+    fn test_rtt(&self, t: &Test, rtts: &[Option<Rtt>]) -> Option<Rtt> {
         match t.server {
             Some(s) => rtts.get(s).copied().flatten(),
             None => fastest(rtts),
@@ -664,7 +683,7 @@ impl Prober {
 
     /// Copies of loss-measuring tests to destinations that have answered something,
     /// whose time to come back is up (one RTT plus jitter after they left).
-    fn loss(&self, now: Instant, rtts: &[Option<Duration>]) -> LossCount {
+    fn loss(&self, now: Instant, rtts: &[Option<Rtt>]) -> LossCount {
         let answered: Vec<SocketAddr> = self
             .tests
             .iter()
@@ -681,7 +700,7 @@ impl Prober {
             };
             // A copy counts once it is due back, answered or not: counting answers at
             // once and losses only later would make every early estimate too kind.
-            let due = rtt + SilenceRule::jitter(rtt);
+            let due = rtt.max + SilenceRule::jitter(rtt.max);
             // Once a test is answered, an unanswered copy sent after the answered one may
             // still be on its way back when the run ends: it says nothing about loss.
             let answered_from = match t.outcome {
@@ -711,7 +730,7 @@ impl Prober {
             .get(server)
             .copied()
             .flatten()
-            .unwrap_or_default();
+            .map_or(Duration::ZERO, |r| r.min);
         Some(at + (rtt * 8).max(Duration::from_millis(500)))
     }
 
@@ -936,7 +955,7 @@ impl Prober {
             let silent = match rtt {
                 Some(rtt) => {
                     let sent: Vec<Instant> = t.copies.iter().map(|c| c.sent).collect();
-                    rule.is_silent(started, &sent, now, rtt, loss)
+                    rule.is_silent(started, &sent, now, rtt.max, loss)
                 }
                 None => now >= started + rule.ceiling,
             };
@@ -1102,9 +1121,9 @@ impl Test {
     }
 }
 
-/// The fastest of the servers' RTTs.
-fn fastest(rtts: &[Option<Duration>]) -> Option<Duration> {
-    rtts.iter().flatten().min().copied()
+/// The server with the fastest RTT.
+fn fastest(rtts: &[Option<Rtt>]) -> Option<Rtt> {
+    rtts.iter().flatten().min_by_key(|r| r.min).copied()
 }
 
 /// When test `t`'s next copy is due.
