@@ -4,7 +4,7 @@
 
 use clap::{Parser, Subcommand};
 use p2pd::net::config::StunConfig;
-use p2pd::net::stun::StunServer;
+use p2pd::net::stun::{DEFAULT_TCP_MAX_CONNECTIONS, DEFAULT_TCP_TIMEOUT, ServerConfig, StunServer};
 use p2pd::repl::{self, ReplOptions};
 use p2pd::script::{Cancel, Session, SessionOptions, Sink, StdSink};
 use std::io::{IsTerminal, Read};
@@ -79,7 +79,27 @@ enum Command {
         primary: SocketAddr,
         /// Alternate IP:PORT (a different IP and a different port).
         alternate: Option<SocketAddr>,
+        /// Seconds a TCP connection may wait for a request to start, and again for it to
+        /// complete, before it is closed.
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TCP_TIMEOUT.as_secs_f64(),
+              value_parser = tcp_timeout)]
+        tcp_timeout: f64,
+        /// Most TCP connections open at once; past it the one idle longest is closed.
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_TCP_MAX_CONNECTIONS as u32,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: u32,
     },
+}
+
+/// `--tcp-timeout`: a positive number of seconds, at most a day.
+fn tcp_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!(
+            "expected seconds in (0, 86400], e.g. 3 or 0.5, got {}",
+            p2pd::text::quoted(text)
+        )),
+    }
 }
 
 fn main() {
@@ -111,8 +131,17 @@ fn run() -> i32 {
             return exit::SCRIPT_ERROR;
         }
     };
-    if let Some(Command::StunServer { primary, alternate }) = args.command {
-        return runtime.block_on(stun_server(primary, alternate));
+    if let Some(Command::StunServer {
+        primary,
+        alternate,
+        tcp_timeout,
+        max_connections,
+    }) = args.command
+    {
+        let mut config = ServerConfig::new(primary, alternate);
+        config.tcp_timeout = std::time::Duration::from_secs_f64(tcp_timeout);
+        config.tcp_max_connections = max_connections as usize;
+        return runtime.block_on(stun_server(config));
     }
     let stun = match StunConfig::from_env(&args.stun) {
         Ok(c) => c,
@@ -168,14 +197,18 @@ fn run() -> i32 {
 }
 
 /// `p2pd-repl stun-server`: serve until Ctrl-C, then free every port.
-async fn stun_server(primary: SocketAddr, alternate: Option<SocketAddr>) -> i32 {
-    if let Some(alt) = alternate.filter(|a| a.ip() == primary.ip() || a.port() == primary.port()) {
+async fn stun_server(config: ServerConfig) -> i32 {
+    let primary = config.primary;
+    if let Some(alt) = config
+        .alternate
+        .filter(|a| a.ip() == primary.ip() || a.port() == primary.port())
+    {
         eprintln!(
             "p2pd-repl: the alternate address {alt} must differ from {primary} in both IP and port"
         );
         return exit::USAGE;
     }
-    let mut server = match StunServer::start(primary, alternate).await {
+    let mut server = match StunServer::start_config(config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("p2pd-repl: cannot start the STUN server on {primary}: {e}");
