@@ -9,7 +9,12 @@ pub const ECHO_CHARS: usize = 80;
 /// `text` in double quotes with escapes (`"a\tb"`); past [`ECHO_CHARS`] characters, the
 /// first ones and the length: `"aaaa…"... (10485760 characters)`.
 pub fn quoted(text: &str) -> String {
-    match text.char_indices().nth(ECHO_CHARS) {
+    quoted_within(text, ECHO_CHARS)
+}
+
+/// [`quoted`], keeping at most `chars` characters.
+pub fn quoted_within(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
         None => format!("{text:?}"),
         Some((cut, _)) => format!(
             "{:?}... ({} characters)",

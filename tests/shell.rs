@@ -31,6 +31,18 @@ fn bytes_behave_like_python_bytes() {
     assert!(s.error("bytes([256])").contains("item 0"));
     assert!(s.error(r#"b"abc"[3]"#).contains("out of range"));
     assert!(s.error(r#"b"€""#).contains("\\xff"));
+    // A bad escape is named, with its place.
+    let e = s
+        .session
+        .eval(r#"let ok = 1; let x = b"\xZZ";"#)
+        .unwrap_err();
+    assert!(
+        e.message.contains(r"\xZZ is not an escape"),
+        "{}",
+        e.message
+    );
+    assert_eq!((e.line, e.column), (Some(1), Some(23)));
+    assert!(s.error(r#"b"\q""#).contains(r"\q is not an escape"));
 }
 
 #[test]

@@ -31,11 +31,19 @@ pub const DEFAULT_STUN_SERVERS: &[(&str, u16, bool)] = &[
 /// A configuration entry that is not `HOST[:PORT]`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    #[error("bad STUN server {entry:?} from {origin}: expected HOST, HOST:PORT or [IPv6]:PORT")]
-    BadServer { entry: String, origin: StunSource },
+    /// `why` says what is wrong with it; the entry is echoed cut short.
+    #[error("bad STUN server {} from {origin}: {why}", crate::text::quoted(.entry))]
+    BadServer {
+        entry: String,
+        origin: StunSource,
+        why: String,
+    },
 }
 
-/// Where the server list came from.
+/// What a bad entry is told it should look like.
+const EXPECTED: &str = "expected HOST, HOST:PORT or [IPv6]:PORT";
+
+/// Where the server list (or one entry) came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StunSource {
     /// `--stun` options or a script call.
@@ -44,6 +52,8 @@ pub enum StunSource {
     Env,
     /// [`DEFAULT_STUN_SERVERS`].
     Default,
+    /// One script argument, named as a person would find it (`"stun_lookup's server"`).
+    Argument(&'static str),
 }
 
 impl fmt::Display for StunSource {
@@ -52,6 +62,7 @@ impl fmt::Display for StunSource {
             StunSource::Explicit => "--stun",
             StunSource::Env => STUN_ENV,
             StunSource::Default => "the built-in list",
+            StunSource::Argument(what) => what,
         })
     }
 }
@@ -68,29 +79,48 @@ pub struct StunServer {
 impl StunServer {
     /// Parses `host`, `host:port`, `1.2.3.4:port`, `[v6]:port` or a bare IPv6 literal.
     pub fn parse(entry: &str, source: StunSource) -> Result<StunServer, Error> {
-        let bad = || Error::BadServer {
+        let bad = |why: String| Error::BadServer {
             entry: entry.to_string(),
             origin: source,
+            why,
+        };
+        let expected = || bad(EXPECTED.to_string());
+        let port = |p: &str| match p.parse::<u32>() {
+            Ok(n @ 1..=65535) => Ok(n as u16),
+            Ok(n) => Err(bad(format!("port {n} is not in 1..=65535"))),
+            Err(_) => Err(bad(format!(
+                "port {} is not a number in 1..=65535",
+                crate::text::quoted(p)
+            ))),
         };
         let e = entry.trim();
+        if e.len() > MAX_ENTRY_LEN {
+            return Err(bad(format!(
+                "{} characters is too long for HOST:PORT (a host name has at most 253)",
+                e.chars().count()
+            )));
+        }
         let (host, port) = if let Some(rest) = e.strip_prefix('[') {
-            let (h, tail) = rest.split_once(']').ok_or_else(bad)?;
+            let (h, tail) = rest.split_once(']').ok_or_else(expected)?;
             match tail.strip_prefix(':') {
-                Some(p) => (h, p.parse().map_err(|_| bad())?),
+                Some(p) => (h, port(p)?),
                 None if tail.is_empty() => (h, STUN_PORT),
-                None => return Err(bad()),
+                None => return Err(expected()),
             }
         } else if e.matches(':').count() > 1 {
             (e, STUN_PORT) // bare IPv6 literal
         } else {
             match e.split_once(':') {
-                Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
+                Some((h, p)) => (h, port(p)?),
                 None => (e, STUN_PORT),
             }
         };
         let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_');
-        if host.is_empty() || port == 0 || !host.chars().all(valid) {
-            return Err(bad());
+        if host.is_empty() || !host.chars().all(valid) {
+            return Err(expected());
+        }
+        if host.len() > 253 {
+            return Err(bad("a host name has at most 253 characters".to_string()));
         }
         Ok(StunServer {
             host: host.to_string(),
@@ -99,6 +129,9 @@ impl StunServer {
         })
     }
 }
+
+/// The longest `HOST:PORT` that can be right: a 253-character DNS name, `:` and 5 digits.
+const MAX_ENTRY_LEN: usize = 253 + 6;
 
 impl fmt::Display for StunServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -255,5 +288,26 @@ mod tests {
         }
         let err = StunConfig::resolve(&[], Some("ok.example:1,bad:x")).expect_err("bad entry");
         assert!(err.to_string().contains("P2PD_STUN") && err.to_string().contains("bad:x"));
+    }
+
+    #[test]
+    fn errors_name_the_origin_the_port_range_and_stay_short() {
+        let e = StunServer::parse("h:70000", StunSource::Explicit).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bad STUN server \"h:70000\" from --stun: port 70000 is not in 1..=65535"
+        );
+        let e = StunServer::parse("", StunSource::Argument("stun_lookup's server")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bad STUN server \"\" from stun_lookup's server: expected HOST, HOST:PORT or [IPv6]:PORT"
+        );
+        let huge = "a".repeat(10_000_000);
+        let e = StunServer::parse(&huge, StunSource::Env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 300 && e.contains("10000000 characters"), "{e}");
+        let long_name = format!("{}:3478", "a".repeat(260));
+        assert!(StunServer::parse(&long_name, StunSource::Env).is_err());
     }
 }

@@ -18,7 +18,7 @@ use super::registry::{Constants, HelpIndex, Registrar};
 use super::sink::Sink;
 use super::{interface, nat, pipe, route, shell, stun, task, timers};
 use crate::net::config::StunConfig;
-use rhai::{AST, Dynamic, Engine, FnPtr, ParseError, Scope};
+use rhai::{AST, Dynamic, Engine, FnPtr, LexError, ParseError, ParseErrorType, Position, Scope};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use super::session::SessionOptions;
@@ -129,7 +129,7 @@ fn install_byte_literal(engine: &mut Engine) {
             let text = inputs[0].get_string_value().unwrap_or_default();
             bytes::from_literal(text)
                 .map(Dynamic::from)
-                .map_err(|e| e.into())
+                .map_err(|e| super::error::error("value", e))
         })
         .expect("the byte literal syntax is valid");
 }
@@ -158,8 +158,22 @@ fn install_names(engine: &mut Engine, help: Arc<HelpIndex>, constants: Arc<Const
     });
 }
 
-/// Compiles source the way every front end must: byte literals first.
+/// Compiles source the way every front end must: byte literals first (checked, then
+/// rewritten for the custom syntax).
 pub fn compile(engine: &Engine, scope: &Scope, src: &str) -> Result<AST, ParseError> {
+    if let Err(e) = super::lexer::check_byte_literals(src) {
+        let before = src.get(..e.offset).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        let at = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+        return Err(ParseError(
+            Box::new(ParseErrorType::BadInput(LexError::ImproperSymbol(
+                String::new(),
+                e.message,
+            ))),
+            Position::new(at(line), at(column)),
+        ));
+    }
     let src = super::lexer::rewrite_byte_literals(src);
     engine.compile_with_scope(scope, src.as_ref())
 }
