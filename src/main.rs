@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use p2pd::net::config::StunConfig;
 use p2pd::net::stun::{DEFAULT_TCP_MAX_CONNECTIONS, DEFAULT_TCP_TIMEOUT, ServerConfig, StunServer};
 use p2pd::repl::{self, ReplOptions};
+use p2pd::script::limits::Limits;
 use p2pd::script::{Cancel, Session, SessionOptions, Sink, StdSink};
 use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
@@ -48,6 +49,11 @@ struct Args {
     /// STUN server HOST:PORT to use instead of the defaults (repeatable; overrides P2PD_STUN).
     #[arg(long = "stun", value_name = "HOST:PORT")]
     stun: Vec<String>,
+
+    /// Raise or lower one of the engine's limits: string, array, map, call_depth or
+    /// operations (repeatable; e.g. --limit string=200000000).
+    #[arg(long = "limit", value_name = "NAME=N")]
+    limit: Vec<String>,
 
     /// Run CODE instead of a file or the REPL.
     #[arg(
@@ -102,8 +108,19 @@ fn tcp_timeout(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Stack of the thread that runs scripts. Rhai recurses on the native stack (a call
+/// level takes about 32 KiB in a debug build), and so do clones and drops of nested values:
+/// 8x the main thread's usual 8 MiB lets deep scripts end in an error instead of an
+/// overflow. Only the pages used are ever backed by memory.
+const SCRIPT_STACK: usize = 64 << 20;
+
 fn main() {
-    std::process::exit(run());
+    let code = std::thread::Builder::new()
+        .name("p2pd-script".into())
+        .stack_size(SCRIPT_STACK)
+        .spawn(run)
+        .map(|t| t.join().unwrap_or(exit::SCRIPT_ERROR));
+    std::process::exit(code.unwrap_or_else(|_| run()));
 }
 
 fn run() -> i32 {
@@ -150,9 +167,17 @@ fn run() -> i32 {
             return exit::USAGE;
         }
     };
+    let mut limits = Limits::default();
+    for flag in &args.limit {
+        if let Err(e) = limits.set_flag(flag) {
+            eprintln!("p2pd-repl: {e}");
+            return exit::USAGE;
+        }
+    }
     let options = SessionOptions {
         args: args.args.clone(),
         stun,
+        limits,
     };
     let cancel = Cancel::new();
     let interactive = args.eval.is_none() && args.file.is_none() && std::io::stdin().is_terminal();

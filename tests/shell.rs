@@ -142,6 +142,35 @@ fn interrupt_cancels_an_await_quickly_and_keeps_the_scope() {
 }
 
 #[test]
+fn limits_change_from_the_next_input_and_name_themselves() {
+    let mut s = shell();
+    assert_eq!(s.echo("limits().memory"), (1_i64 << 30).to_string());
+    assert_eq!(s.echo("limits().string"), "0");
+    s.echo("limits(#{string: 1000, map: 10});");
+    let e = s.error(r#"let t = "x"; loop { t += t; }"#);
+    assert!(
+        e.contains("limit of 1000 bytes") && e.contains("limits(#{string: N})"),
+        "{e}"
+    );
+    // Bytes obey the string limit too (Rhai does not measure them).
+    let e = s.error(r#"let b = b"x"; loop { b += b; }"#);
+    assert!(
+        e.starts_with("bytes grew past the string limit of 1000"),
+        "{e}"
+    );
+    // Rhai measures a map when it is used, not at each indexed assignment.
+    let e = s.error("let m = #{}; for i in 0..20 { m[`${i}`] = i; } m.len()");
+    assert!(e.contains("limit of 10 entries"), "{e}");
+    assert!(s.error("limits(#{strnig: 5})").contains("unknown limit"));
+    assert!(
+        s.error(r#"limits(#{string: "big"})"#)
+            .contains("must be an integer")
+    );
+    s.echo("limits(#{string: 0, map: 0});");
+    s.echo(r#"let t = "x"; for i in 0..12 { t += t; } t.len()"#);
+}
+
+#[test]
 fn help_covers_every_registered_function() {
     let s = shell();
     let engine = &s.session.engine().engine;

@@ -7,7 +7,7 @@
 
 use super::error::{error, show, type_name};
 use super::registry::{Help, Registrar};
-use rhai::{Array, Blob, Dynamic, EvalAltResult, INT};
+use rhai::{Array, Blob, Dynamic, EvalAltResult, INT, NativeCallContext};
 use std::fmt;
 use std::ops::{Range, RangeInclusive};
 
@@ -119,6 +119,12 @@ fn from_array(items: Array) -> Result<Bytes, Box<EvalAltResult>> {
         .map(Bytes)
 }
 
+/// `a + b`, within the string limit (Rhai checks strings and blobs, not our type).
+fn concat(ctx: &NativeCallContext, a: &[u8], b: &[u8]) -> Result<Bytes, Box<EvalAltResult>> {
+    super::limits::check_bytes(ctx.engine(), a.len().saturating_add(b.len()))?;
+    Ok(Bytes([a, b].concat()))
+}
+
 /// Builds bytes from the text of a `b"..."` literal: every char must fit in a byte.
 pub fn from_literal(text: &str) -> Result<Bytes, String> {
     text.chars()
@@ -186,12 +192,14 @@ pub fn register(reg: &mut Registrar) {
         .register_indexer_get(|b: &mut Bytes, r: RangeInclusive<INT>| {
             b.slice(*r.start(), r.end().saturating_add(1))
         })
-        .register_fn("+", |a: Bytes, b: Bytes| Bytes([a.0, b.0].concat()))
-        .register_fn("+", |a: Bytes, b: &str| {
-            Bytes([a.0.as_slice(), b.as_bytes()].concat())
+        .register_fn("+", |ctx: NativeCallContext, a: Bytes, b: Bytes| {
+            concat(&ctx, &a.0, &b.0)
         })
-        .register_fn("+", |a: &str, b: Bytes| {
-            Bytes([a.as_bytes(), b.0.as_slice()].concat())
+        .register_fn("+", |ctx: NativeCallContext, a: Bytes, b: &str| {
+            concat(&ctx, &a.0, b.as_bytes())
+        })
+        .register_fn("+", |ctx: NativeCallContext, a: &str, b: Bytes| {
+            concat(&ctx, a.as_bytes(), &b.0)
         })
         .register_fn("==", |a: Bytes, b: Bytes| a == b)
         .register_fn("!=", |a: Bytes, b: Bytes| a != b)

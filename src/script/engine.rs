@@ -10,10 +10,11 @@
 //!   work: an unknown variable that names a function becomes a function pointer.
 //!
 //! Ctrl-C reaches pure-Rhai loops through `on_progress`, which polls the same flag
-//! the async bridge waits on.
+//! the async bridge waits on; the memory limit is checked there too (`limits.rs`).
 
 use super::bridge::Bridge;
 use super::bytes;
+use super::limits::Requested;
 use super::registry::{Constants, HelpIndex, Registrar};
 use super::sink::Sink;
 use super::{interface, nat, pipe, route, shell, stun, task, timers};
@@ -28,6 +29,19 @@ pub struct ShellEngine {
     pub engine: Engine,
     pub help: Arc<HelpIndex>,
     pub constants: Arc<Constants>,
+    /// What `limits(#{...})` asked for.
+    limits: Requested,
+}
+
+impl ShellEngine {
+    /// Puts limits asked for by `limits(#{...})` into force; the session calls it before
+    /// each input (a running one cannot change its engine).
+    /// Cheap, so it runs every time: another session on the same thread may have put its
+    /// own limits into force for error messages meanwhile.
+    pub fn apply_limits(&mut self) {
+        let wanted = *self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        wanted.apply(&mut self.engine);
+    }
 }
 
 /// What a binding area gets when it registers.
@@ -66,14 +80,17 @@ fn timers_area(reg: &mut Registrar, _: &BindContext) {
 pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, opts: SessionOptions) -> ShellEngine {
     let mut engine = Engine::new();
     engine.set_default_tag(Dynamic::from(bridge.clone()));
-    // Deep recursion in a user's function must error, not overflow the thread stack.
-    engine.set_max_call_levels(256);
+    // Deep recursion must error, not overflow the thread stack; a string doubling in a
+    // loop must error, not abort the process on a failed allocation.
+    opts.limits.apply(&mut engine);
+    let limits: Requested = Arc::new(std::sync::Mutex::new(opts.limits));
 
     let cancel = bridge.cancel().clone();
     engine.on_progress(move |_| {
-        cancel
-            .is_tripped()
-            .then(|| Dynamic::from("KeyboardInterrupt"))
+        if cancel.is_tripped() {
+            return Some(Dynamic::from("KeyboardInterrupt"));
+        }
+        super::limits::check_progress().map(Dynamic::from)
     });
     let out = sink.clone();
     engine.on_print(move |s| out.out(s));
@@ -92,6 +109,8 @@ pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, opts: SessionOptions) -> 
     let (help, constants) = {
         let mut reg = Registrar::new(&mut engine);
         shell::register(&mut reg, sink, help_slot.clone());
+        super::limits::register(&mut reg, limits.clone());
+        super::sized::register(&mut reg);
         for area in AREAS {
             area(&mut reg, &ctx);
         }
@@ -110,6 +129,7 @@ pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, opts: SessionOptions) -> 
         engine,
         help,
         constants,
+        limits,
     }
 }
 

@@ -138,13 +138,20 @@ impl ScriptError {
             message: message_of(err),
             line: pos.line(),
             column: pos.position(),
-            interrupted: matches!(err, EvalAltResult::ErrorTerminated(..)),
+            interrupted: matches!(err, EvalAltResult::ErrorTerminated(..))
+                && super::limits::limit_hit(err).is_none(),
         }
     }
 
     pub fn from_parse(err: &ParseError) -> Self {
+        let message = match err.err_type() {
+            rhai::ParseErrorType::BadInput(rhai::LexError::StringTooLong(max)) => format!(
+                "a string literal is longer than the string limit of {max} bytes: raise it with limits(#{{string: N}}) or --limit string=N"
+            ),
+            other => bounded(other.to_string()),
+        };
         Self {
-            message: err.err_type().to_string(),
+            message,
             line: err.position().line(),
             column: err.position().position(),
             interrupted: false,
@@ -174,6 +181,9 @@ impl ScriptError {
 
 /// The text a person needs, without Rhai's "(line 1, position 5)" suffix.
 pub fn message_of(err: &EvalAltResult) -> String {
+    if let Some(limit) = super::limits::describe(err) {
+        return limit;
+    }
     match err {
         EvalAltResult::ErrorRuntime(value, _) => thrown_message(value),
         EvalAltResult::ErrorTerminated(..) => "KeyboardInterrupt".to_string(),
