@@ -11,6 +11,8 @@
 //! Dependencies only point down: `main -> repl -> script -> net`. `net` never names
 //! Rhai, `script` never touches rustyline, `repl` never opens a socket.
 
+#[cfg(test)]
+mod fuzz;
 pub mod heap;
 pub mod net;
 pub mod repl;

@@ -6,22 +6,35 @@
 /// How many characters of a value an error message repeats.
 pub const ECHO_CHARS: usize = 80;
 
-/// `text` in double quotes with escapes (`"a\tb"`); past [`ECHO_CHARS`] characters, the
-/// first ones and the length: `"aaaa…"... (10485760 characters)`.
+/// `text` in double quotes with escapes (`"a\tb"`); past [`ECHO_CHARS`] characters of
+/// that (escapes count as what they print), the first ones and the length:
+/// `"aaaa…"... (10485760 characters)`.
 pub fn quoted(text: &str) -> String {
     quoted_within(text, ECHO_CHARS)
 }
 
-/// [`quoted`], keeping at most `chars` characters.
+/// [`quoted`], showing at most `chars` characters between the quotes.
 pub fn quoted_within(text: &str, chars: usize) -> String {
-    match text.char_indices().nth(chars) {
-        None => format!("{text:?}"),
-        Some((cut, _)) => format!(
-            "{:?}... ({} characters)",
-            &text[..cut],
-            text.chars().count()
-        ),
+    let mut out = String::from("\"");
+    let mut shown = 0;
+    for (i, c) in text.char_indices() {
+        let escaped: String = match c {
+            '"' => "\\\"".into(),
+            '\'' => "'".into(),
+            c => c.escape_debug().collect(),
+        };
+        let width = escaped.chars().count();
+        if shown + width > chars {
+            let rest = text[i..].chars().count();
+            let total = text[..i].chars().count() + rest;
+            out.push_str(&format!("\"... ({total} characters)"));
+            return out;
+        }
+        shown += width;
+        out.push_str(&escaped);
     }
+    out.push('"');
+    out
 }
 
 /// [`quoted`] for text that is already shown without quotes (a rendered value): cut the
@@ -58,5 +71,14 @@ mod tests {
         let exactly = "x".repeat(ECHO_CHARS);
         assert_eq!(quoted(&exactly), format!("\"{exactly}\""));
         assert!(cut(&long).len() < 200);
+    }
+
+    #[test]
+    fn escapes_count_towards_the_cut() {
+        let controls = "\u{11}".repeat(1000);
+        let q = quoted(&controls);
+        assert!(q.chars().count() < ECHO_CHARS + 40, "{q}");
+        assert!(q.ends_with("(1000 characters)"));
+        assert_eq!(quoted("it's \"x\""), r#""it's \"x\"""#);
     }
 }

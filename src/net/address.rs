@@ -408,4 +408,28 @@ mod tests {
             "no IPv6 address for example.com within 2.0 s"
         );
     }
+
+    #[test]
+    fn fuzz_host_names() {
+        let seeds = crate::fuzz::text_seeds(&["www.example.com", "a-b_c.d.", "localhost", "x..y"]);
+        crate::fuzz::run("host names", &seeds, |input| {
+            let text = String::from_utf8_lossy(input);
+            let _ = parse_literal(&text);
+            match check_name(&text) {
+                Ok(()) => {
+                    let ok = text.trim_end_matches('.').len() <= 253
+                        && text
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err("accepted a name DNS cannot hold".into())
+                    }
+                }
+                Err(e) if e.to_string().len() > 400 => Err("long message".into()),
+                Err(_) => Ok(()),
+            }
+        });
+    }
 }

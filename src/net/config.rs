@@ -310,4 +310,30 @@ mod tests {
         let long_name = format!("{}:3478", "a".repeat(260));
         assert!(StunServer::parse(&long_name, StunSource::Env).is_err());
     }
+
+    #[test]
+    fn fuzz_stun_server_entries() {
+        let seeds = crate::fuzz::text_seeds(&[
+            "stun.example.org:3478",
+            "127.0.0.1:3478",
+            "[::1]:3479",
+            "fe80::1",
+            "[2001:db8::1]",
+            "h:70000",
+        ]);
+        crate::fuzz::run("stun server entries", &seeds, |input| {
+            let text = String::from_utf8_lossy(input);
+            match StunServer::parse(&text, StunSource::Env) {
+                // What was accepted prints as an entry that reads back the same.
+                Ok(s) => match StunServer::parse(&s.to_string(), StunSource::Env) {
+                    Ok(again) if again == s && !s.host.is_empty() && s.host.len() <= 253 => Ok(()),
+                    other => Err(format!("{s} read back as {other:?}")),
+                },
+                Err(e) if e.to_string().len() > 400 => {
+                    Err(format!("{} byte message", e.to_string().len()))
+                }
+                Err(_) => Ok(()),
+            }
+        });
+    }
 }

@@ -326,4 +326,27 @@ mod tests {
             assert_eq!(check_byte_literals(ok), Ok(()), "{ok}");
         }
     }
+
+    #[test]
+    fn fuzz_byte_literals() {
+        let seeds = crate::fuzz::text_seeds(&[
+            r#"let x = b"Test\r\n\xff\"";"#,
+            r##"b#"raw"# + b"\u00e9""##,
+            r#"f(b"\xZZ", "b\"x", `${b"y"}`)"#,
+            "// b\"no\"\n/* b\"no\" */ b\"\\\n\"",
+        ]);
+        crate::fuzz::run("byte literals", &seeds, |input| {
+            let text = String::from_utf8_lossy(input);
+            let rewritten = rewrite_byte_literals(&text);
+            if rewritten.len() != text.len() {
+                return Err("the rewrite moved positions".into());
+            }
+            match check_byte_literals(&text) {
+                Err(e) if e.offset > text.len() || e.message.len() > 300 => {
+                    Err(format!("bad report at {}: {}", e.offset, e.message))
+                }
+                _ => Ok(()),
+            }
+        });
+    }
 }

@@ -117,7 +117,7 @@ impl Limits {
         let value = value.parse::<i64>().map_err(|_| {
             format!(
                 "--limit {}: {} is not a whole number",
-                name.trim(),
+                quoted(name.trim()),
                 quoted(&value)
             )
         })?;
@@ -464,5 +464,21 @@ mod tests {
             }
         }
         assert!(deeper(32) + 32 * 4096 <= left + 4096);
+    }
+
+    #[test]
+    fn fuzz_limit_flags() {
+        let seeds =
+            crate::fuzz::text_seeds(&["memory=1000000", "call_depth=300", "string=1_000", "map"]);
+        crate::fuzz::run("limit flags", &seeds, |input| {
+            let mut l = Limits::default();
+            match l.set_flag(&String::from_utf8_lossy(input)) {
+                Ok(()) if !(1..=MAX_CALL_DEPTH).contains(&l.call_depth) => {
+                    Err("accepted a call depth out of range".into())
+                }
+                Err(e) if e.len() > 300 => Err(format!("{} byte message", e.len())),
+                _ => Ok(()),
+            }
+        });
     }
 }

@@ -18,6 +18,8 @@ mod connections;
 mod error;
 mod fingerprint;
 mod framing;
+#[cfg(test)]
+mod fuzz_tests;
 mod header;
 mod packet;
 mod repr;

@@ -116,6 +116,9 @@ fn split_host_port(text: &str) -> Result<(String, u16), String> {
     if host.is_empty() {
         return Err(format!("the host is empty; {SHAPE}"));
     }
+    if host.contains(['[', ']']) || host.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(SHAPE.to_string());
+    }
     let port = match p.parse::<i64>() {
         Ok(n) => u16::try_from(n).map_err(|_| format!("port {n} is not in 0..=65535"))?,
         Err(_) => return Err(format!("port {} is not a number in 0..=65535", quoted(p))),
@@ -514,5 +517,35 @@ mod tests {
             let r = r.expect("a loopback route");
             assert_eq!((r.nic(), r.ext()), (family.loopback(), None));
         }
+    }
+
+    #[test]
+    fn fuzz_host_port_text() {
+        let seeds = crate::fuzz::text_seeds(&[
+            "127.0.0.1:80",
+            "[::1]:53",
+            "www.example.com:443",
+            "host:-1",
+            "[fe80::1%eth0]:9",
+        ]);
+        crate::fuzz::run("host:port", &seeds, |input| {
+            let text = String::from_utf8_lossy(input);
+            match split_host_port(&text) {
+                // What was accepted is written back the same way and splits the same.
+                Ok((host, port)) => {
+                    let written = if host.contains(':') {
+                        format!("[{host}]:{port}")
+                    } else {
+                        format!("{host}:{port}")
+                    };
+                    match split_host_port(&written) {
+                        Ok(again) if again == (host.clone(), port) && !host.is_empty() => Ok(()),
+                        other => Err(format!("{written} split as {other:?}")),
+                    }
+                }
+                Err(why) if why.len() > 300 => Err(format!("{} byte reason", why.len())),
+                Err(_) => Ok(()),
+            }
+        });
     }
 }
