@@ -224,9 +224,11 @@ fn run() -> i32 {
 /// `p2pd-repl stun-server`: serve until Ctrl-C, then free every port.
 async fn stun_server(config: ServerConfig) -> i32 {
     let primary = config.primary;
+    // Port 0 in both picks two different free ports, so only a given port can clash.
+    let same_port = |a: &SocketAddr| a.port() == primary.port() && a.port() != 0;
     if let Some(alt) = config
         .alternate
-        .filter(|a| a.ip() == primary.ip() || a.port() == primary.port())
+        .filter(|a| a.ip() == primary.ip() || same_port(a))
     {
         eprintln!(
             "p2pd-repl: the alternate address {alt} must differ from {primary} in both IP and port"
