@@ -9,7 +9,8 @@ Cases (--case, repeatable; default all):
   interface-starts         1000 Interface("lo").start() in one process (interface_starts.rhai)
   stun-fuzz                --datagrams fuzzed datagrams at `p2pd-repl stun-server`, probed
   tcp-hostile              --conns TCP connections that stall mid-request, at the default
-                           connection cap and at --max-connections = --conns, probed over UDP
+                           connection cap and timeout, then with the cap at --conns and a
+                           300 s timeout (all held at once), probed over UDP
 """
 
 import argparse
@@ -325,7 +326,8 @@ def stalled_request():
 
 
 def case_tcp_hostile(repl, args, cap):
-    extra = ["--max-connections", str(cap)] if cap else []
+    # With the cap raised, the timeout is too, so that every connection is held at once.
+    extra = ["--max-connections", str(cap), "--tcp-timeout", "300"] if cap else []
     proc, addr = stun_server(repl, extra)
     prober = Prober(addr, 0.1)
     socks, refused = [], 0
@@ -364,9 +366,9 @@ def case_tcp_hostile(repl, args, cap):
     for s in socks:
         s.close()
     proc.stop()
-    label = f"--max-connections {cap}" if cap else "default cap (512)"
+    label = f"--max-connections {cap} --tcp-timeout 300" if cap else "default cap (512) and timeout (3 s)"
     return (f"{args.conns} stalled TCP connections, {label}: opened in {opened:.1f} s "
-            f"({refused} refused), {closed} closed by the server, 200/200 HTTP closed at once: "
+            f"({refused} refused), {len(socks) - closed} still held after 1 s, 200/200 HTTP closed at once: "
             f"{http_closed == 200}, {probes}, TCP binding after: {tcp_ok}, {proc.watch.figures()}")
 
 

@@ -5,8 +5,8 @@
 //! (`benches/soak.sh` repeats the last one with 10,000 connections.)
 
 use p2pd::net::stun::{
-    HEADER_LEN, MAGIC_COOKIE, MAX_REQUEST_LEN, RequestOptions, ServerConfig, StunServer, binding,
-    binding_tcp,
+    HEADER_LEN, MAGIC_COOKIE, MAX_REQUEST_LEN, Packet, Repr, RequestOptions, ServerConfig,
+    StunServer, TransactionId, binding, binding_tcp,
 };
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -87,6 +87,45 @@ async fn non_stun_bytes_close_the_connection_at_once() {
         .await
         .unwrap();
     assert_eq!(r.from, addr);
+}
+
+/// A Binding request with a body (SOFTWARE and FINGERPRINT), as bytes.
+fn request_with_body() -> Vec<u8> {
+    let mut r = Repr::binding_request(TransactionId::random().unwrap());
+    r.software = Some("a client that sends its request in pieces".into());
+    r.fingerprint = true;
+    r.to_bytes().unwrap()
+}
+
+#[tokio::test]
+async fn a_request_sent_in_pieces_is_answered() {
+    let server = server(Duration::from_secs(10), 64).await;
+    let addr = server.local_addrs()[0];
+    let req = request_with_body();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    // Part of the header, the rest of it and part of the body, then the rest.
+    for piece in [&req[..7], &req[7..30], &req[30..]] {
+        s.write_all(piece).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut reply = vec![0u8; 512];
+    let n = tokio::time::timeout(TIMEOUT, s.read(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    let parsed = Repr::parse(&Packet::new_checked(&reply[..n]).unwrap()).unwrap();
+    assert_eq!(parsed.transaction_id.header_key()[4..], req[8..20]);
+}
+
+#[tokio::test]
+async fn a_body_cut_short_by_the_end_of_the_stream_closes_at_once() {
+    let server = server(Duration::from_secs(10), 64).await;
+    let req = request_with_body();
+    let mut s = TcpStream::connect(server.local_addrs()[0]).await.unwrap();
+    s.write_all(&req[..req.len() - 8]).await.unwrap();
+    s.shutdown().await.unwrap();
+    // Far sooner than the 10 s timeout: the end of the stream decides.
+    assert!(closed_within(&mut s, Duration::from_secs(2)).await);
 }
 
 #[tokio::test]

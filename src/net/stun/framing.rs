@@ -4,7 +4,7 @@
 //!
 //! A server cannot trust that length: anyone can connect and announce 65535 bytes, or send
 //! an HTTP request. [`check_prefix`] decides from the first bytes alone, before any body is
-//! kept, whether they start a STUN message a server would answer; [`read_request`] applies
+//! kept, whether they start a STUN message a server would answer; [`read_header`] applies
 //! it byte by byte with an idle and a per-frame deadline.
 
 use super::header::MAGIC_COOKIE;
@@ -78,20 +78,29 @@ pub fn check_prefix(prefix: &[u8]) -> Prefix {
     Prefix::Message { len: total }
 }
 
-/// The next request on a server's connection. Waits up to `idle` for its first byte, then
-/// up to `frame` (from that byte) for the rest; a prefix [`check_prefix`] refuses is an
-/// `InvalidData` error as soon as it arrives, and no body is allocated before the header
-/// passed. End of stream before a whole message is `UnexpectedEof`.
-pub(super) async fn read_request<R: AsyncRead + Unpin>(
+/// A request header that passed [`check_prefix`].
+pub(super) struct Header {
+    pub bytes: [u8; HEADER_LEN],
+    /// The whole message's length, header included.
+    pub len: usize,
+    /// When the rest of the message must have arrived.
+    pub deadline: Instant,
+}
+
+/// The next request's header on a server's connection. Waits up to `idle` for its first
+/// byte, then up to `frame` (from that byte) for the rest of the message; a prefix
+/// [`check_prefix`] refuses is an `InvalidData` error as soon as it arrives. End of stream
+/// before a whole header is `UnexpectedEof`.
+pub(super) async fn read_header<R: AsyncRead + Unpin>(
     stream: &mut R,
     idle: Duration,
     frame: Duration,
-) -> io::Result<Vec<u8>> {
-    let mut header = [0u8; HEADER_LEN];
+) -> io::Result<Header> {
+    let mut bytes = [0u8; HEADER_LEN];
     let mut got = 0;
     let mut deadline = Instant::now() + idle;
-    let len = loop {
-        let Some(free) = header.get_mut(got..) else {
+    loop {
+        let Some(free) = bytes.get_mut(got..) else {
             return Err(io::ErrorKind::InvalidData.into());
         };
         let n = read_by(stream, free, deadline).await?;
@@ -99,19 +108,18 @@ pub(super) async fn read_request<R: AsyncRead + Unpin>(
             deadline = Instant::now() + frame;
         }
         got += n;
-        match check_prefix(header.get(..got).unwrap_or(&[])) {
+        match check_prefix(bytes.get(..got).unwrap_or(&[])) {
             Prefix::Incomplete => continue,
-            Prefix::Message { len } => break len,
+            Prefix::Message { len } => {
+                return Ok(Header {
+                    bytes,
+                    len,
+                    deadline,
+                });
+            }
             Prefix::NotStun(_) => return Err(io::ErrorKind::InvalidData.into()),
         }
-    };
-    let mut message = header.to_vec();
-    message.resize(len, 0);
-    let mut filled = HEADER_LEN;
-    while let Some(rest) = message.get_mut(filled..).filter(|r| !r.is_empty()) {
-        filled += read_by(stream, rest, deadline).await?;
     }
-    Ok(message)
 }
 
 /// One read of at least a byte, before `deadline`.

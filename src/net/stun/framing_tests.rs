@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::net::stun::{Repr, TransactionId};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn binding_request(classic: bool) -> Vec<u8> {
     let id = if classic {
@@ -119,6 +119,24 @@ fn every_prefix_of_random_bytes_gets_an_answer_without_panicking() {
 }
 
 const IDLE: Duration = Duration::from_millis(300);
+
+/// A header and then its body, as a client of `read_header` reads a request.
+async fn read_request<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    idle: Duration,
+    frame: Duration,
+) -> io::Result<Vec<u8>> {
+    let header = read_header(stream, idle, frame).await?;
+    let mut message = header.bytes.to_vec();
+    message.resize(header.len, 0);
+    tokio::time::timeout_at(
+        header.deadline,
+        stream.read_exact(&mut message[HEADER_LEN..]),
+    )
+    .await
+    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    Ok(message)
+}
 
 #[tokio::test]
 async fn read_request_reads_messages_back_to_back() {
