@@ -173,6 +173,8 @@ fn bad_message(message: &str) -> Option<String> {
         "rhai::",
         "smartstring",
         "Box<",
+        "ImmutableString",
+        "&str",
         "{ code:",
         "kind: ",
         "Error {",
@@ -205,7 +207,12 @@ fn bad_caught(value: &Dynamic) -> Option<String> {
             "neither a \"kind\" nor Rhai's \"error\": {message}"
         ));
     }
-    bad_message(&message)
+    if ours {
+        bad_message(&message)
+    } else {
+        // A caught Rhai error keeps Rhai's text; the shell prints it as message_of does.
+        bad_message(&p2pd::script::error::rhai_type_names(&message))
+    }
 }
 
 #[test]

@@ -194,8 +194,14 @@ pub fn message_of(err: &EvalAltResult) -> String {
                 format!("in call to {name}: {}", message_of(inner))
             }
         }
-        other => bounded(strip_position(&other.to_string()).to_string()),
+        other => bounded(rhai_type_names(strip_position(&other.to_string()))),
     }
+}
+
+/// Rhai writes a string argument in "Function not found: f (...)" as the Rust types it
+/// accepts; scripts know the type as `string`, as `type_of` says.
+pub fn rhai_type_names(text: &str) -> String {
+    text.replace("&str | ImmutableString | String", "string")
 }
 
 /// Rhai's `Display` ends with " (line L, position P)"; the shell prints that itself.
@@ -282,6 +288,15 @@ mod tests {
             m.len() < MAX_MESSAGE_CHARS + 50 && m.ends_with("(10000 characters)"),
             "{}",
             &m[m.len().saturating_sub(100)..]
+        );
+    }
+
+    #[test]
+    fn rhai_errors_name_string_as_scripts_do() {
+        let err = rhai::Engine::new().run(r#"resolve("a", 1)"#).unwrap_err();
+        assert_eq!(
+            message_of(&err),
+            "Function not found: resolve (string, i64)"
         );
     }
 
