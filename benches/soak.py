@@ -211,18 +211,23 @@ def flooder(port, secs, counter):
         counter.put(sent)
 
 
-def case_udp_flood(repl, args):
+def in_processes(count, target, args_of):
+    """Runs target(*args_of(i), queue) in `count` processes; the sum of what they put."""
     import multiprocessing
-    proc = Proc(repl, [os.path.join(HERE, "soak", "udp_flood.rhai"), str(args.flood_secs)])
-    port = int(proc.line("port=").split("=")[1])
-    counter = multiprocessing.Queue()
-    senders = [multiprocessing.Process(target=flooder, args=(port, args.flood_secs, counter))
-               for _ in range(args.flooders)]
+    queue = multiprocessing.Queue()
+    senders = [multiprocessing.Process(target=target, args=(*args_of(i), queue)) for i in range(count)]
     for s in senders:
         s.start()
-    sent = sum(counter.get() for _ in senders)
+    total = sum(queue.get() for _ in senders)
     for s in senders:
         s.join()
+    return total
+
+
+def case_udp_flood(repl, args):
+    proc = Proc(repl, [os.path.join(HERE, "soak", "udp_flood.rhai"), str(args.flood_secs)])
+    port = int(proc.line("port=").split("=")[1])
+    sent = in_processes(args.flooders, flooder, lambda i: (port, args.flood_secs))
     queued = fields(proc.line("queued="))
     proc.line("drained")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -301,19 +306,11 @@ def fuzz_sender(addr, count, seed, out):
 
 
 def case_stun_fuzz(repl, args):
-    import multiprocessing
     proc, addr = stun_server(repl)
     prober = Prober(addr, 0.2)
     started = time.time()
-    counter = multiprocessing.Queue()
     per = args.datagrams // args.flooders
-    senders = [multiprocessing.Process(target=fuzz_sender, args=(addr, per, 1000 + i, counter))
-               for i in range(args.flooders)]
-    for s in senders:
-        s.start()
-    sent = sum(counter.get() for _ in senders)
-    for s in senders:
-        s.join()
+    sent = in_processes(args.flooders, fuzz_sender, lambda i: (addr, per, 1000 + i))
     took = time.time() - started
     probes = prober.stop()
     after = f"after: UDP {'answers' if probe_udp(addr) else 'SILENT'}, TCP {'answers' if probe_tcp(addr) else 'SILENT'}"

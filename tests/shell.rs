@@ -171,6 +171,28 @@ fn limits_change_from_the_next_input_and_name_themselves() {
 }
 
 #[test]
+fn pad_and_blob_behave_as_rhai_s_and_check_the_memory_limit_first() {
+    let mut s = shell();
+    assert_eq!(s.echo(r#"let t = "ab"; t.pad(5, "xy"); t"#), "\"abxyx\"");
+    assert_eq!(s.echo(r#"let t = "é"; t.pad(3, '€'); t"#), "\"é€€\"");
+    assert_eq!(s.echo(r#"let t = "abc"; t.pad(2, '.'); t"#), "\"abc\"");
+    assert_eq!(s.echo("let a = [1]; a.pad(3, 0); a"), "[1, 0, 0]");
+    assert_eq!(
+        s.echo("let b = blob(2, 0x1ff); b.pad(4, 7); b"),
+        "[ffff0707]"
+    );
+    assert_eq!(s.echo("blob(-1).len()"), "0");
+    for huge in [
+        r#"let t = ""; t.pad(10000000000, "x");"#,
+        "let a = []; a.pad(10000000000, 1);",
+        "blob(10000000000)",
+        "let b = blob(0); b.pad(10000000000, 0);",
+    ] {
+        assert!(s.error(huge).contains("memory limit"), "{huge}");
+    }
+}
+
+#[test]
 fn help_covers_every_registered_function() {
     let s = shell();
     let engine = &s.session.engine().engine;

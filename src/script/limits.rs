@@ -256,11 +256,14 @@ const BYTES_TOO_LONG: &str = "Length of bytes";
 /// Refuses bytes longer than the string limit (when one is set), as Rhai refuses such a
 /// string.
 pub fn check_bytes(engine: &Engine, len: usize) -> Result<(), Box<EvalAltResult>> {
-    let max = engine.max_string_size();
-    if max > 0 && len > max {
-        return Err(
-            EvalAltResult::ErrorDataTooLarge(BYTES_TOO_LONG.into(), rhai::Position::NONE).into(),
-        );
+    within(engine.max_string_size(), len, BYTES_TOO_LONG)
+}
+
+/// Rhai's own refusal when one of its size limits (`max`, 0 = off) is passed; `what` is
+/// Rhai's name for the limit, which [`describe`] reads.
+pub fn within(max: usize, size: usize, what: &str) -> Result<(), Box<EvalAltResult>> {
+    if max > 0 && size > max {
+        return Err(EvalAltResult::ErrorDataTooLarge(what.into(), rhai::Position::NONE).into());
     }
     Ok(())
 }

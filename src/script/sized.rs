@@ -5,7 +5,7 @@
 //! 10 GB at once, and a failed allocation aborts the process. Functions registered on the
 //! engine take precedence over Rhai's packages, so these replace the originals.
 
-use super::limits::check_alloc;
+use super::limits::{check_alloc, within};
 use super::registry::{Help, Registrar};
 use rhai::{Array, Blob, Dynamic, EvalAltResult, INT, ImmutableString, NativeCallContext};
 
@@ -29,30 +29,12 @@ const BLOB: Help = Help::function(
     "blob(4, 0xff)",
 );
 
-/// Rhai's own refusal when its string limit (off by default) is set and passed.
 fn string_limit(ctx: &NativeCallContext, bytes: usize) -> Res<()> {
-    let max = ctx.engine().max_string_size();
-    if max > 0 && bytes > max {
-        return Err(EvalAltResult::ErrorDataTooLarge(
-            "Length of string".into(),
-            rhai::Position::NONE,
-        )
-        .into());
-    }
-    Ok(())
+    within(ctx.engine().max_string_size(), bytes, "Length of string")
 }
 
-/// Rhai's own refusal when its array limit (off by default) is set and passed.
 fn array_limit(ctx: &NativeCallContext, items: usize) -> Res<()> {
-    let max = ctx.engine().max_array_size();
-    if max > 0 && items > max {
-        return Err(EvalAltResult::ErrorDataTooLarge(
-            "Size of array/BLOB".into(),
-            rhai::Position::NONE,
-        )
-        .into());
-    }
-    Ok(())
+    within(ctx.engine().max_array_size(), items, "Size of array/BLOB")
 }
 
 /// `len` as a size; a negative one asks for nothing, as in Rhai.
