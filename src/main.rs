@@ -29,8 +29,12 @@ Examples:
   p2pd-repl -e 'print(1 + 1)'        run one piece of code
   echo 'print(1)' | p2pd-repl        run stdin as a script
   p2pd-repl --stun 127.0.0.1:3478    use this STUN server (repeatable; or P2PD_STUN=a,b)
+  p2pd-repl --limit memory=4000000000 script.rhai
+                                     raise a limit (memory, call_depth, operations, string,
+                                     array, map; see limits() in the shell)
   p2pd-repl stun-server 127.0.0.1:3478 127.0.0.2:3479
                                      run the built-in RFC 5780 STUN server
+                                     (--tcp-timeout SECS, --max-connections N)
 
 Exit codes: 0 ok, 1 script error, 2 usage error, 130 interrupted (Ctrl-C).";
 
