@@ -4,8 +4,9 @@
 
 use clap::{Parser, Subcommand};
 use p2pd::net::config::StunConfig;
-use p2pd::net::stun::StunServer;
+use p2pd::net::stun::{DEFAULT_TCP_MAX_CONNECTIONS, DEFAULT_TCP_TIMEOUT, ServerConfig, StunServer};
 use p2pd::repl::{self, ReplOptions};
+use p2pd::script::limits::Limits;
 use p2pd::script::{Cancel, Session, SessionOptions, Sink, StdSink};
 use std::io::{IsTerminal, Read};
 use std::net::SocketAddr;
@@ -29,8 +30,12 @@ Examples:
   echo 'print(1)' | p2pd-repl        run stdin as a script
   p2pd-repl --stun 127.0.0.1:3478    use this STUN server (repeatable; or P2PD_STUN=a,b)
   p2pd-repl --stun-list FILE         use a server list (format of data/stun_servers.txt)
+  p2pd-repl --limit memory=4000000000 script.rhai
+                                     raise a limit (memory, call_depth, operations, string,
+                                     array, map; see limits() in the shell)
   p2pd-repl stun-server 127.0.0.1:3478 127.0.0.2:3479
                                      run the built-in RFC 5780 STUN server
+                                     (--tcp-timeout SECS, --max-connections N)
   p2pd-repl netcheck [--json]        one report: addresses, NAT, port mapping
 
 Exit codes: 0 ok, 1 script error, 2 usage error, 130 interrupted (Ctrl-C).";
@@ -55,6 +60,11 @@ struct Args {
     /// built-in list (or set P2PD_STUN_LIST; --stun and P2PD_STUN take precedence).
     #[arg(long = "stun-list", value_name = "FILE")]
     stun_list: Option<PathBuf>,
+
+    /// Raise or lower one of the engine's limits: string, array, map, call_depth or
+    /// operations (repeatable; e.g. --limit string=200000000).
+    #[arg(long = "limit", value_name = "NAME=N")]
+    limit: Vec<String>,
 
     /// Run CODE instead of a file or the REPL.
     #[arg(
@@ -86,6 +96,15 @@ enum Command {
         primary: SocketAddr,
         /// Alternate IP:PORT (a different IP and a different port).
         alternate: Option<SocketAddr>,
+        /// Seconds a TCP connection may wait for a request to start, and again for it to
+        /// complete, before it is closed.
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TCP_TIMEOUT.as_secs_f64(),
+              value_parser = tcp_timeout)]
+        tcp_timeout: f64,
+        /// Most TCP connections open at once; past it the one idle longest is closed.
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_TCP_MAX_CONNECTIONS as u32,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: u32,
     },
     /// Start the default interface and print one report: external addresses per
     /// family, NAT type and RFC 4787 behaviour, hairpinning, port mapping (UPnP,
@@ -106,8 +125,30 @@ enum Command {
     },
 }
 
+/// `--tcp-timeout`: a positive number of seconds, at most a day.
+fn tcp_timeout(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(s),
+        _ => Err(format!(
+            "expected seconds in (0, 86400], e.g. 3 or 0.5, got {}",
+            p2pd::text::quoted(text)
+        )),
+    }
+}
+
+/// Stack of the thread that runs scripts. Rhai recurses on the native stack (a call
+/// level takes about 32 KiB in a debug build), and so do clones and drops of nested values:
+/// 8x the main thread's usual 8 MiB lets deep scripts end in an error instead of an
+/// overflow. Only the pages used are ever backed by memory.
+const SCRIPT_STACK: usize = 64 << 20;
+
 fn main() {
-    std::process::exit(run());
+    let code = std::thread::Builder::new()
+        .name("p2pd-script".into())
+        .stack_size(SCRIPT_STACK)
+        .spawn(run)
+        .map(|t| t.join().unwrap_or(exit::SCRIPT_ERROR));
+    std::process::exit(code.unwrap_or_else(|_| run()));
 }
 
 fn run() -> i32 {
@@ -136,8 +177,16 @@ fn run() -> i32 {
         }
     };
     match &args.command {
-        Some(Command::StunServer { primary, alternate }) => {
-            return runtime.block_on(stun_server(*primary, *alternate));
+        Some(Command::StunServer {
+            primary,
+            alternate,
+            tcp_timeout,
+            max_connections,
+        }) => {
+            let mut config = ServerConfig::new(*primary, *alternate);
+            config.tcp_timeout = std::time::Duration::from_secs_f64(*tcp_timeout);
+            config.tcp_max_connections = *max_connections as usize;
+            return runtime.block_on(stun_server(config));
         }
         Some(Command::Netcheck {
             json,
@@ -163,9 +212,17 @@ fn run() -> i32 {
             return exit::USAGE;
         }
     };
+    let mut limits = Limits::default();
+    for flag in &args.limit {
+        if let Err(e) = limits.set_flag(flag) {
+            eprintln!("p2pd-repl: {e}");
+            return exit::USAGE;
+        }
+    }
     let options = SessionOptions {
         args: args.args.clone(),
         stun,
+        limits,
     };
     let cancel = Cancel::new();
     let interactive = args.eval.is_none() && args.file.is_none() && std::io::stdin().is_terminal();
@@ -215,14 +272,20 @@ fn run() -> i32 {
 }
 
 /// `p2pd-repl stun-server`: serve until Ctrl-C, then free every port.
-async fn stun_server(primary: SocketAddr, alternate: Option<SocketAddr>) -> i32 {
-    if let Some(alt) = alternate.filter(|a| a.ip() == primary.ip() || a.port() == primary.port()) {
+async fn stun_server(config: ServerConfig) -> i32 {
+    let primary = config.primary;
+    // Port 0 in both picks two different free ports, so only a given port can clash.
+    let same_port = |a: &SocketAddr| a.port() == primary.port() && a.port() != 0;
+    if let Some(alt) = config
+        .alternate
+        .filter(|a| a.ip() == primary.ip() || same_port(a))
+    {
         eprintln!(
             "p2pd-repl: the alternate address {alt} must differ from {primary} in both IP and port"
         );
         return exit::USAGE;
     }
-    let mut server = match StunServer::start(primary, alternate).await {
+    let mut server = match StunServer::start_config(config).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("p2pd-repl: cannot start the STUN server on {primary}: {e}");

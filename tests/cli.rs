@@ -44,6 +44,44 @@ fn script_error_exits_one_with_file_line_col_and_caret() {
 }
 
 #[test]
+fn runaway_scripts_end_in_errors_not_aborts() {
+    // With the default limits, as a user runs it: the string doubles past 1 GiB of heap.
+    let out = run(&["-e", r#"let s = "x"; loop { s += s; }"#]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("memory limit of 1073741824 bytes"), "{err}");
+    assert!(err.contains("--limit memory=N"), "{err}");
+    // One call asking for 10 GB is refused before it allocates.
+    let out = run(&["-e", r#"let s = ""; s.pad(10000000000, "x");"#]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("memory limit"));
+    // Recursion deeper than the stack allows, even with the call depth limit raised.
+    let deep = "fn f(n) { if n == 0 { 0 } else { f(n - 1) + 1 } } f(50000)";
+    let out = run(&["--limit", "call_depth=100000", "-e", deep]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("too deep for the script thread's stack"));
+    let out = run(&["-e", deep]);
+    assert!(text(&out.stderr).contains("call depth limit of 256"));
+    assert!(text(&out.stderr).contains("--limit call_depth=N"));
+}
+
+#[test]
+fn limit_flags_are_checked() {
+    let out = run(&["--limit", "strnig=5", "-e", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown limit \"strnig\""));
+    let out = run(&[
+        "--limit",
+        "string=1000",
+        "-e",
+        r#"let s = "x"; loop { s += s; }"#,
+    ]);
+    assert!(text(&out.stderr).contains("a string grew past the limit of 1000 bytes"));
+    let out = run(&["--limit", "operations=1000", "-e", "loop { }"]);
+    assert!(text(&out.stderr).contains("more than the limit of 1000 operations"));
+}
+
+#[test]
 fn parse_error_is_a_script_error() {
     let out = run(&["-e", "let = 5;"]);
     assert_eq!(out.status.code(), Some(1));

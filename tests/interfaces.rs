@@ -302,9 +302,26 @@ fn bad_inputs_give_clear_errors() {
     let e = s.error(r#"i.route(IP4).bind(0, "nonsense")"#);
     assert!(e.contains("bind address"), "{e}");
     let e = s.error("Interface.from_dict(5)");
-    assert!(e.contains("map or JSON"), "{e}");
+    assert!(e.contains("a map, JSON text"), "{e}");
     let e = s.error(r#"Interface.from_dict("{}")"#);
-    assert!(e.contains("name"), "{e}");
+    assert!(e.contains("missing key \"name\""), "{e}");
+    // What from_dict needs is required, and a key of the wrong type is named.
+    let e = s.error(r#"Interface.from_dict(#{name: "eth9"})"#);
+    assert!(e.contains("missing key \"rp\""), "{e}");
+    let e = s.error(r#"Interface.from_dict(#{name: "eth9", rp: #{}, nic_no: "x"})"#);
+    assert!(e.contains("\"nic_no\" must be an integer"), "{e}");
+    // An empty name is not the default interface.
+    let e = s.error(r#"Interface("")"#);
+    assert!(e.contains("is empty") && e.contains("Interface()"), "{e}");
+    let e = s.error(r#"interface_start(" ")"#);
+    assert!(e.contains("is empty"), "{e}");
+    // STUN entries: each names where it came from; long ones are refused, echoed short.
+    let e = s.error(r#"stun_lookup("")"#);
+    assert!(e.contains("from stun_lookup's server"), "{e}");
+    let e = s.error(r#"let h = ""; h.pad(100000, "a"); stun_servers(["127.0.0.1:3478", h])"#);
+    assert!(e.contains("100000 characters") && e.len() < 300, "{e}");
+    let e = s.error(r#"stun_servers(["h:70000"])"#);
+    assert!(e.contains("port 70000 is not in 1..=65535"), "{e}");
     let e = s.error(r#"stun_servers(["bad host"])"#);
     assert!(e.contains("bad STUN server"), "{e}");
     let e = s.error("stun_servers([])");

@@ -104,6 +104,23 @@ fn a_failing_line_leaves_every_variable_intact() {
 }
 
 #[test]
+fn a_runaway_string_ends_in_a_limit_error_and_the_session_lives_on() {
+    let h = home();
+    let mut p = repl(h.path());
+    p.send_line("let kept = 10; limits(#{memory: 200000000}).memory")
+        .unwrap();
+    p.exp_string("200000000").unwrap();
+    // The new limit is in force from this input on.
+    p.send_line(r#"let s = "x"; loop { s += s; }"#).unwrap();
+    p.exp_string("memory limit of 200000000 bytes").unwrap();
+    p.exp_string("limits(#{memory: N})").unwrap();
+    p.send_line("kept + 1").unwrap();
+    p.exp_string("11").unwrap();
+    p.send_line("s").unwrap();
+    p.exp_string("Variable not found: s").unwrap();
+}
+
+#[test]
 fn ctrl_c_cancels_an_await_and_keeps_the_scope() {
     let h = home();
     let mut p = repl(h.path());

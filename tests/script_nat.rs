@@ -77,7 +77,7 @@ fn bad_nat_inputs_are_clear_errors() {
     assert!(s.error("nat_report(i)").contains("run i.load_nat() first"));
     assert!(
         s.error("i.load_nat(#{tiemout: 1})")
-            .contains("unknown load_nat option 'tiemout'")
+            .contains("unknown load_nat option \"tiemout\"")
     );
     assert!(
         s.error(r#"i.load_nat(#{timeout: "x"})"#)

@@ -332,6 +332,25 @@ fn errors_are_clear_and_leave_the_session_usable(v6: bool) {
     assert!(s.error(r#"p.send("late")"#).contains("is closed"));
     s.run("let t = echo_server(TCP, LO, 0); let q = pipe_open(TCP, t.local); q.close();");
     assert!(s.error(r#"q.send("late")"#).contains("is closed"));
+    // recv raises the same, with or without a timeout, instead of returning ().
+    for recv in ["p.recv(5)", "p.recv(0)", "q.recv()"] {
+        assert!(s.error(recv).contains("is closed"), "{recv}");
+    }
+    assert_eq!(
+        s.echo("let k = (); try { q.recv(1) } catch (x) { k = x.kind } k"),
+        "\"closed\""
+    );
+    // A bad destination names the argument, the port range, and echoes it short.
+    let port = s.error(r#"pipe_open(UDP, "127.0.0.1:70000")"#);
+    assert_eq!(
+        port,
+        "dest \"127.0.0.1:70000\": port 70000 is not in 0..=65535"
+    );
+    let huge = s.error(r#"let h = ""; h.pad(10000000, "h"); pipe_open(UDP, h)"#);
+    assert!(
+        huge.len() < 200 && huge.contains("(10000000 characters)"),
+        "{huge}"
+    );
     assert!(s.error("pipe_open(3, ())").contains("TCP (1) or UDP (2)"));
     assert!(s.error("pipe_open(TCP, [LO])").contains("[host, port]"));
     assert!(s.error("pipe_open(TCP, [LO, 70000])").contains("0..=65535"));

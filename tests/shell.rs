@@ -31,6 +31,18 @@ fn bytes_behave_like_python_bytes() {
     assert!(s.error("bytes([256])").contains("item 0"));
     assert!(s.error(r#"b"abc"[3]"#).contains("out of range"));
     assert!(s.error(r#"b"€""#).contains("\\xff"));
+    // A bad escape is named, with its place.
+    let e = s
+        .session
+        .eval(r#"let ok = 1; let x = b"\xZZ";"#)
+        .unwrap_err();
+    assert!(
+        e.message.contains(r"\xZZ is not an escape"),
+        "{}",
+        e.message
+    );
+    assert_eq!((e.line, e.column), (Some(1), Some(23)));
+    assert!(s.error(r#"b"\q""#).contains(r"\q is not an escape"));
 }
 
 #[test]
@@ -127,6 +139,57 @@ fn interrupt_cancels_an_await_quickly_and_keeps_the_scope() {
         .eval_line("try { sleep(30) } catch (e) { 1 }")
         .unwrap_err();
     assert!(err.interrupted);
+}
+
+#[test]
+fn limits_change_from_the_next_input_and_name_themselves() {
+    let mut s = shell();
+    assert_eq!(s.echo("limits().memory"), (1_i64 << 30).to_string());
+    assert_eq!(s.echo("limits().string"), "0");
+    s.echo("limits(#{string: 1000, map: 10});");
+    let e = s.error(r#"let t = "x"; loop { t += t; }"#);
+    assert!(
+        e.contains("limit of 1000 bytes") && e.contains("limits(#{string: N})"),
+        "{e}"
+    );
+    // Bytes obey the string limit too (Rhai does not measure them).
+    let e = s.error(r#"let b = b"x"; loop { b += b; }"#);
+    assert!(
+        e.starts_with("bytes grew past the string limit of 1000"),
+        "{e}"
+    );
+    // Rhai measures a map when it is used, not at each indexed assignment.
+    let e = s.error("let m = #{}; for i in 0..20 { m[`${i}`] = i; } m.len()");
+    assert!(e.contains("limit of 10 entries"), "{e}");
+    assert!(s.error("limits(#{strnig: 5})").contains("unknown limit"));
+    assert!(
+        s.error(r#"limits(#{string: "big"})"#)
+            .contains("must be an integer")
+    );
+    s.echo("limits(#{string: 0, map: 0});");
+    s.echo(r#"let t = "x"; for i in 0..12 { t += t; } t.len()"#);
+}
+
+#[test]
+fn pad_and_blob_behave_as_rhai_s_and_check_the_memory_limit_first() {
+    let mut s = shell();
+    assert_eq!(s.echo(r#"let t = "ab"; t.pad(5, "xy"); t"#), "\"abxyx\"");
+    assert_eq!(s.echo(r#"let t = "é"; t.pad(3, '€'); t"#), "\"é€€\"");
+    assert_eq!(s.echo(r#"let t = "abc"; t.pad(2, '.'); t"#), "\"abc\"");
+    assert_eq!(s.echo("let a = [1]; a.pad(3, 0); a"), "[1, 0, 0]");
+    assert_eq!(
+        s.echo("let b = blob(2, 0x1ff); b.pad(4, 7); b"),
+        "[ffff0707]"
+    );
+    assert_eq!(s.echo("blob(-1).len()"), "0");
+    for huge in [
+        r#"let t = ""; t.pad(10000000000, "x");"#,
+        "let a = []; a.pad(10000000000, 1);",
+        "blob(10000000000)",
+        "let b = blob(0); b.pad(10000000000, 0);",
+    ] {
+        assert!(s.error(huge).contains("memory limit"), "{huge}");
+    }
 }
 
 #[test]

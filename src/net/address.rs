@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::text::{cut, quoted};
 use hickory_resolver::config::{
     ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
 };
@@ -103,31 +104,35 @@ pub enum Error {
     EmptyHost,
     /// A literal of the other family: the route decides the family, so pick a matching route
     /// or a matching literal.
-    #[error("{host} is an {literal} address but the route is {wanted}")]
+    #[error("{} is an {literal} address but the route is {wanted}", cut(.host))]
     WrongFamily {
         host: String,
         literal: Family,
         wanted: Family,
     },
+    /// Neither an IP literal nor a name DNS could hold: refused before any lookup, so a
+    /// typo never reaches a name server.
+    #[error("{} is not a host name: {why}", quoted(.host))]
+    BadName { host: String, why: &'static str },
     /// A `%zone` suffix naming no interface on this host.
-    #[error("unknown IPv6 zone {zone:?} in {host}")]
+    #[error("unknown IPv6 zone {} in {}", quoted(.zone), cut(.host))]
     BadZone { host: String, zone: String },
     /// The budget ran out; a larger `ResolveOptions::timeout` may help on slow links.
-    #[error("no {family} address for {host} within {:.1} s", timeout.as_secs_f64())]
+    #[error("no {family} address for {} within {:.1} s", cut(.host), .timeout.as_secs_f64())]
     TimedOut {
         host: String,
         family: Family,
         timeout: Duration,
     },
     /// The name has no address of this family (NXDOMAIN or no A/AAAA records).
-    #[error("no {family} address for {host}: {reason}")]
+    #[error("no {family} address for {}: {}", cut(.host), cut(.reason))]
     NotFound {
         host: String,
         family: Family,
         reason: String,
     },
     /// The resolver itself failed (no name servers, bad name, network error).
-    #[error("resolving {host} for {family} failed: {reason}")]
+    #[error("resolving {} for {family} failed: {}", cut(.host), cut(.reason))]
     Lookup {
         host: String,
         family: Family,
@@ -156,6 +161,7 @@ pub async fn resolve(
     if let Some(literal) = parse_literal(host)? {
         return literal_address(host, literal, port, family);
     }
+    check_name(host)?;
     let ip = lookup(host, family, opts).await?;
     Ok(Address {
         host: host.to_owned(),
@@ -164,6 +170,38 @@ pub async fn resolve(
         family,
         scope_id: 0,
     })
+}
+
+/// Refuses what cannot be a DNS name (RFC 1035 §2.3.4: at most 253 characters, labels of
+/// 1 to 63), or holds characters no host name has (letters, digits, `-` and `_` only, dot
+/// separated; one trailing dot allowed). IP literals are checked by their own parser.
+pub fn check_name(host: &str) -> Result<(), Error> {
+    let bad = |why| {
+        Err(Error::BadName {
+            host: host.to_owned(),
+            why,
+        })
+    };
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.is_empty() {
+        return Err(Error::EmptyHost);
+    }
+    if name.len() > 253 {
+        return bad("longer than the 253 characters a DNS name can have");
+    }
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    for label in name.split('.') {
+        if label.is_empty() {
+            return bad("it has an empty label (two dots in a row, or a leading dot)");
+        }
+        if label.len() > 63 {
+            return bad("a label is longer than 63 characters");
+        }
+        if !label.chars().all(allowed) {
+            return bad("only letters, digits, '-', '_' and '.' can be in a name");
+        }
+    }
+    Ok(())
 }
 
 /// `Some((ip, zone index))` when `host` is an IP literal.
@@ -299,6 +337,7 @@ impl Error {
     pub fn cause(&self) -> String {
         match self {
             Error::EmptyHost => "empty host name".to_owned(),
+            Error::BadName { why, .. } => format!("not a host name: {why}"),
             Error::WrongFamily { literal, .. } => format!("is an {literal} address"),
             Error::BadZone { zone, .. } => format!("unknown IPv6 zone {zone:?}"),
             Error::TimedOut { timeout, .. } => format!(
@@ -414,5 +453,29 @@ mod tests {
             e.to_string(),
             "no IPv6 address for example.com within 2.0 s"
         );
+    }
+
+    #[test]
+    fn fuzz_host_names() {
+        let seeds = crate::fuzz::text_seeds(&["www.example.com", "a-b_c.d.", "localhost", "x..y"]);
+        crate::fuzz::run("host names", &seeds, |input| {
+            let text = String::from_utf8_lossy(input);
+            let _ = parse_literal(&text);
+            match check_name(&text) {
+                Ok(()) => {
+                    let ok = text.trim_end_matches('.').len() <= 253
+                        && text
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+                    if ok {
+                        Ok(())
+                    } else {
+                        Err("accepted a name DNS cannot hold".into())
+                    }
+                }
+                Err(e) if e.to_string().len() > 400 => Err("long message".into()),
+                Err(_) => Ok(()),
+            }
+        });
     }
 }

@@ -32,8 +32,13 @@ const MAX_HOST_LEN: usize = 253;
 /// A configuration entry or list line that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    #[error("bad STUN server {entry} from {origin}: expected HOST, HOST:PORT or [IPv6]:PORT")]
-    BadServer { entry: String, origin: StunSource },
+    /// `why` says what is wrong with it; the entry is echoed cut short.
+    #[error("bad STUN server {} from {origin}: {why}", crate::text::quoted(.entry))]
+    BadServer {
+        entry: String,
+        origin: StunSource,
+        why: String,
+    },
     #[error("{path}:{line}: {message}")]
     BadList {
         path: String,
@@ -44,29 +49,32 @@ pub enum Error {
     ListUnreadable { path: String, message: String },
 }
 
-/// Where the server list came from.
+/// What a bad entry is told it should look like.
+const EXPECTED: &str = "expected HOST, HOST:PORT or [IPv6]:PORT";
+
+/// Where the server list (or one entry) came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StunSource {
     /// `--stun` options.
     Explicit,
-    /// A script's `stun_servers([...])` or another function's argument.
-    Script,
     /// The `P2PD_STUN` environment variable.
     Env,
     /// A list file (`--stun-list` or `P2PD_STUN_LIST`).
     List,
     /// The compiled-in list.
     Default,
+    /// One script argument, named as a person would find it (`"stun_lookup's server"`).
+    Argument(&'static str),
 }
 
 impl fmt::Display for StunSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             StunSource::Explicit => "--stun",
-            StunSource::Script => "the argument",
             StunSource::Env => STUN_ENV,
             StunSource::List => "the server list",
             StunSource::Default => "the built-in list",
+            StunSource::Argument(what) => what,
         })
     }
 }
@@ -100,42 +108,53 @@ pub struct StunServer {
     pub families: Families,
 }
 
-/// `text`, cut to about 80 characters with its full length noted, for error messages.
-fn shown(text: &str) -> String {
-    const MAX: usize = 80;
-    if text.chars().count() <= MAX {
-        return format!("{text:?}");
-    }
-    let cut: String = text.chars().take(MAX).collect();
-    format!("{cut:?}... ({} characters)", text.chars().count())
-}
-
 impl StunServer {
     /// Parses `host`, `host:port`, `1.2.3.4:port`, `[v6]:port` or a bare IPv6 literal.
     pub fn parse(entry: &str, source: StunSource) -> Result<StunServer, Error> {
-        let bad = || Error::BadServer {
-            entry: shown(entry),
+        let bad = |why: String| Error::BadServer {
+            entry: entry.to_string(),
             origin: source,
+            why,
+        };
+        let expected = || bad(EXPECTED.to_string());
+        let port = |p: &str| match p.parse::<u32>() {
+            Ok(n @ 1..=65535) => Ok(n as u16),
+            Ok(n) => Err(bad(format!("port {n} is not in 1..=65535"))),
+            Err(_) => Err(bad(format!(
+                "port {} is not a number in 1..=65535",
+                crate::text::quoted(p)
+            ))),
         };
         let e = entry.trim();
+        if e.len() > MAX_ENTRY_LEN {
+            return Err(bad(format!(
+                "{} characters is too long for HOST:PORT (a host name has at most 253)",
+                e.chars().count()
+            )));
+        }
         let (host, port) = if let Some(rest) = e.strip_prefix('[') {
-            let (h, tail) = rest.split_once(']').ok_or_else(bad)?;
+            let (h, tail) = rest.split_once(']').ok_or_else(expected)?;
             match tail.strip_prefix(':') {
-                Some(p) => (h, p.parse().map_err(|_| bad())?),
+                Some(p) => (h, port(p)?),
                 None if tail.is_empty() => (h, STUN_PORT),
-                None => return Err(bad()),
+                None => return Err(expected()),
             }
         } else if e.matches(':').count() > 1 {
             (e, STUN_PORT) // bare IPv6 literal
         } else {
             match e.split_once(':') {
-                Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
+                Some((h, p)) => (h, port(p)?),
                 None => (e, STUN_PORT),
             }
         };
         let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_');
-        if host.is_empty() || host.len() > MAX_HOST_LEN || port == 0 || !host.chars().all(valid) {
-            return Err(bad());
+        if host.is_empty() || !host.chars().all(valid) {
+            return Err(expected());
+        }
+        if host.len() > MAX_HOST_LEN {
+            return Err(bad(format!(
+                "a host name has at most {MAX_HOST_LEN} characters"
+            )));
         }
         Ok(StunServer {
             host: host.to_string(),
@@ -145,6 +164,9 @@ impl StunServer {
         })
     }
 }
+
+/// The longest `HOST:PORT` that can be right: a 253-character DNS name, `:` and 5 digits.
+const MAX_ENTRY_LEN: usize = 253 + 6;
 
 impl fmt::Display for StunServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -181,14 +203,14 @@ pub fn parse_list(text: &str, path: &str) -> Result<Vec<StunServer>, Error> {
             .parse()
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| bad(format!("port {} is not 1-65535", shown(port))))?;
+            .ok_or_else(|| bad(format!("port {} is not 1-65535", crate::text::quoted(port))))?;
         let claim = match caps {
             "5780" | "3489" => Claim::Change,
             "plain" => Claim::Plain,
             other => {
                 return Err(bad(format!(
                     "CAPS {} is not 5780, 3489 or plain",
-                    shown(other)
+                    crate::text::quoted(other)
                 )));
             }
         };
@@ -202,7 +224,12 @@ pub fn parse_list(text: &str, path: &str) -> Result<Vec<StunServer>, Error> {
                 v6: true,
             },
             "46" => Families::BOTH,
-            other => return Err(bad(format!("FAMILIES {} is not 4, 6 or 46", shown(other)))),
+            other => {
+                return Err(bad(format!(
+                    "FAMILIES {} is not 4, 6 or 46",
+                    crate::text::quoted(other)
+                )));
+            }
         };
         let entry = if host.contains(':') {
             format!("[{host}]:{port}")
@@ -392,10 +419,11 @@ mod tests {
             StunConfig::resolve(&[], Some("ok.example:1,bad:x"), None).expect_err("bad entry");
         assert!(err.to_string().contains("P2PD_STUN") && err.to_string().contains("bad:x"));
         let huge = "x".repeat(10_000);
-        let err = StunServer::parse(&huge, StunSource::Script).expect_err("too long");
+        let err = StunServer::parse(&huge, StunSource::Argument("the test's server"))
+            .expect_err("too long");
         let text = err.to_string();
         assert!(
-            text.len() < 200 && text.contains("10000 characters"),
+            text.len() < 300 && text.contains("10000 characters"),
             "{text}"
         );
     }
@@ -437,5 +465,52 @@ mod tests {
             assert!(err.contains(needle), "{err}");
             assert!(err.starts_with("list.txt:"), "{err}");
         }
+    }
+
+    #[test]
+    fn errors_name_the_origin_the_port_range_and_stay_short() {
+        let e = StunServer::parse("h:70000", StunSource::Explicit).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bad STUN server \"h:70000\" from --stun: port 70000 is not in 1..=65535"
+        );
+        let e = StunServer::parse("", StunSource::Argument("stun_lookup's server")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bad STUN server \"\" from stun_lookup's server: expected HOST, HOST:PORT or [IPv6]:PORT"
+        );
+        let huge = "a".repeat(10_000_000);
+        let e = StunServer::parse(&huge, StunSource::Env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 300 && e.contains("10000000 characters"), "{e}");
+        let long_name = format!("{}:3478", "a".repeat(260));
+        assert!(StunServer::parse(&long_name, StunSource::Env).is_err());
+    }
+
+    #[test]
+    fn fuzz_stun_server_entries() {
+        let seeds = crate::fuzz::text_seeds(&[
+            "stun.example.org:3478",
+            "127.0.0.1:3478",
+            "[::1]:3479",
+            "fe80::1",
+            "[2001:db8::1]",
+            "h:70000",
+        ]);
+        crate::fuzz::run("stun server entries", &seeds, |input| {
+            let text = String::from_utf8_lossy(input);
+            match StunServer::parse(&text, StunSource::Env) {
+                // What was accepted prints as an entry that reads back the same.
+                Ok(s) => match StunServer::parse(&s.to_string(), StunSource::Env) {
+                    Ok(again) if again == s && !s.host.is_empty() && s.host.len() <= 253 => Ok(()),
+                    other => Err(format!("{s} read back as {other:?}")),
+                },
+                Err(e) if e.to_string().len() > 400 => {
+                    Err(format!("{} byte message", e.to_string().len()))
+                }
+                Err(_) => Ok(()),
+            }
+        });
     }
 }

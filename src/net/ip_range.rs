@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The text is not an IPv4 or IPv6 literal (after removing `%scope` and `/n`).
-    #[error("not an IP address: {0:?}")]
+    #[error("not an IP address: {}", crate::text::quoted(.0))]
     BadIp(String),
     /// The prefix is longer than the address.
     #[error("prefix /{prefix} is too long for {family} (max /{})", family.max_prefix())]
@@ -323,17 +323,24 @@ impl IpRange {
 
     /// Reads an IP entry; like P2PD only `ip` and `cidr` are used (the family follows `ip`).
     pub fn from_value(v: &Value) -> Result<IpRange, Error> {
-        let ip = v
-            .get("ip")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::Json(format!("missing string \"ip\" in {v}")))?;
+        let ip = v.get("ip").and_then(Value::as_str).ok_or_else(|| {
+            Error::Json(format!(
+                "missing string \"ip\" in {}",
+                crate::text::cut(&v.to_string())
+            ))
+        })?;
         let ip = parse_ip(ip)?;
         let cidr = match v.get("cidr") {
             None | Some(Value::Null) => Family::of(&ip).max_prefix(),
             Some(c) => c
                 .as_u64()
                 .and_then(|c| u8::try_from(c).ok())
-                .ok_or_else(|| Error::Json(format!("bad \"cidr\" in {v}")))?,
+                .ok_or_else(|| {
+                    Error::Json(format!(
+                        "bad \"cidr\" in {}",
+                        crate::text::cut(&v.to_string())
+                    ))
+                })?,
         };
         IpRange::new(ip, cidr)
     }

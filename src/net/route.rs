@@ -25,6 +25,7 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use serde_json::{Value, json};
 
 use crate::net::ip_range::{self, Family, IpRange};
+use crate::text::quoted;
 
 /// Why a route could not be built, bound or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,13 +40,13 @@ pub enum Error {
     #[error("external address {0} is in the zero network")]
     ZeroExternal(IpAddr),
     /// The bind IP is not a literal, "*", "", "localhost" or a `%scope`d literal.
-    #[error("can't use {0:?} as a bind address")]
+    #[error("can't use {} as a bind address", quoted(.0))]
     BadBindIp(String),
     /// A link-local IPv6 address needs an interface index as its scope id.
     #[error("link-local {0} needs a scope id: the route has no interface index")]
     NoScope(IpAddr),
     /// The `%scope` of a bind IP is neither a number nor this route's interface name.
-    #[error("unknown scope {scope:?} (route's interface is {iface:?})")]
+    #[error("unknown scope {} (the route's interface is {})", quoted(.scope), .iface.as_deref().map_or("unknown".to_string(), quoted))]
     UnknownScope {
         scope: String,
         iface: Option<String>,
@@ -274,7 +275,12 @@ impl Route {
             .get("af")
             .and_then(Value::as_i64)
             .and_then(Family::from_number)
-            .ok_or_else(|| Error::Json(format!("missing or unknown \"af\" in {v}")))?;
+            .ok_or_else(|| {
+                Error::Json(format!(
+                    "missing or unknown \"af\" in {}",
+                    crate::text::cut(&v.to_string())
+                ))
+            })?;
         let list = |key: &str, required: bool| -> Result<Vec<IpRange>, Error> {
             match v.get(key) {
                 Some(Value::Array(items)) => Ok(items
@@ -282,7 +288,10 @@ impl Route {
                     .map(IpRange::from_value)
                     .collect::<Result<_, _>>()?),
                 None if !required => Ok(Vec::new()),
-                _ => Err(Error::Json(format!("\"{key}\" must be a list in {v}"))),
+                _ => Err(Error::Json(format!(
+                    "\"{key}\" must be a list in {}",
+                    crate::text::cut(&v.to_string())
+                ))),
             }
         };
         Route::new(family, list("nic_ips", true)?, list("ext_ips", true)?)?

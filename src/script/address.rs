@@ -15,7 +15,7 @@
 
 use super::args::seconds;
 use super::bridge;
-use super::error::error;
+use super::error::{error, type_name};
 use super::interface::InterfaceHandle;
 use super::registry::{Help, Registrar};
 use crate::net::address::{self, Address, Family, ResolveOptions};
@@ -76,6 +76,15 @@ fn literal_family(host: &str) -> Option<Family> {
     ip.parse::<IpAddr>().ok().map(|ip| Family::of(&ip))
 }
 
+/// A host an Address can hold: an IP literal, or a name DNS could hold. Checked when the
+/// Address is made, so a typo fails at `Address(...)`, not at the first await.
+fn check_host(host: &str) -> Res<()> {
+    if literal_family(host).is_some() {
+        return Ok(());
+    }
+    address::check_name(host.trim()).map_err(address_error)
+}
+
 /// IPv4 first unless only IPv6 has a default route (an IPv6-only host).
 fn preferred_families() -> Vec<Family> {
     // Only the routing tables: the interface list is not needed for this.
@@ -91,7 +100,9 @@ fn preferred_families() -> Vec<Family> {
 /// Turns a resolver error into a catchable script error with a kind.
 pub fn address_error(e: address::Error) -> Box<EvalAltResult> {
     let kind = match &e {
-        address::Error::EmptyHost | address::Error::BadZone { .. } => "value",
+        address::Error::EmptyHost
+        | address::Error::BadName { .. }
+        | address::Error::BadZone { .. } => "value",
         address::Error::WrongFamily { .. } => "family",
         address::Error::TimedOut { .. } => "timeout",
         address::Error::NotFound { .. } => "not_found",
@@ -138,8 +149,8 @@ pub fn family_of(route: &Dynamic) -> Res<Option<Family>> {
     Err(error(
         "type",
         format!(
-            "expected a Route, an Interface, IP4/IP6 or () for the route, got {}",
-            route.type_name()
+            "route must be a Route, an Interface, IP4/IP6 or (), got {}",
+            type_name(route)
         ),
     ))
 }
@@ -240,8 +251,7 @@ const RESOLVE_TIMEOUT: Help = Help::function(
 
 pub fn register(reg: &mut Registrar) -> Resolver {
     let resolver = Resolver::default();
-    reg.engine()
-        .register_type_with_name::<ScriptAddress>("Address")
+    reg.register_type::<ScriptAddress>("Address")
         .register_fn("to_string", |a: &mut ScriptAddress| a.text())
         .register_fn("to_debug", |a: &mut ScriptAddress| a.text())
         .register_get("host", |a: &mut ScriptAddress| a.host.clone())
@@ -265,6 +275,7 @@ pub fn register(reg: &mut Registrar) -> Resolver {
     );
 
     let new = |host: &str, port_no: INT, route: Dynamic| -> Res<ScriptAddress> {
+        check_host(host)?;
         Ok(ScriptAddress::new(
             host,
             port(port_no, "port")?,
@@ -352,6 +363,25 @@ mod tests {
         );
         assert!(family_of(&Dynamic::from(3 as INT)).is_err());
         assert!(family_of(&Dynamic::from("x")).is_err());
+    }
+
+    #[test]
+    fn hosts_are_checked_before_any_lookup() {
+        for ok in [
+            "127.0.0.1",
+            "[::1]",
+            "fe80::1%1",
+            "localhost",
+            "www.example.com.",
+        ] {
+            assert!(check_host(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "127.0.0.1:80", "a..b", "x%y"] {
+            assert!(check_host(bad).is_err(), "{bad}");
+        }
+        let huge = "x".repeat(10_000_000);
+        let e = super::super::error::message_of(&check_host(&huge).unwrap_err());
+        assert!(e.len() < 300 && e.contains("253"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! `sleep(0.5)` would need two overloads each; bindings instead take `Dynamic` and
 //! convert here, with an error that names the argument.
 
-use super::error::error;
+use super::error::{error, type_name};
 use rhai::{Dynamic, EvalAltResult};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ pub fn seconds(value: &Dynamic, what: &str) -> Result<Duration, Box<EvalAltResul
             "type",
             format!(
                 "{what} must be a number of seconds, got {}",
-                value.type_name()
+                type_name(value)
             ),
         ));
     };

@@ -5,8 +5,9 @@
 //! strings, and every function that takes a payload accepts a string, a blob or bytes
 //! through [`payload`].
 
+use super::error::{error, show, type_name};
 use super::registry::{Help, Registrar};
-use rhai::{Array, Blob, Dynamic, EvalAltResult, INT};
+use rhai::{Array, Blob, Dynamic, EvalAltResult, INT, NativeCallContext};
 use std::fmt;
 use std::ops::{Range, RangeInclusive};
 
@@ -76,8 +77,9 @@ impl fmt::Display for Bytes {
     }
 }
 
-/// Converts a payload argument (string, blob, bytes or array of ints) to raw bytes.
-pub fn payload(value: &Dynamic) -> Result<Vec<u8>, Box<EvalAltResult>> {
+/// Converts a payload argument (string, blob, bytes or array of ints) to raw bytes;
+/// `what` names the argument in the error.
+pub fn payload(value: &Dynamic, what: &str) -> Result<Vec<u8>, Box<EvalAltResult>> {
     if let Some(b) = value.read_lock::<Bytes>() {
         return Ok(b.0.clone());
     }
@@ -90,11 +92,13 @@ pub fn payload(value: &Dynamic) -> Result<Vec<u8>, Box<EvalAltResult>> {
     if value.is_array() {
         return from_array(value.clone().into_array().unwrap_or_default()).map(|b| b.0);
     }
-    Err(format!(
-        "expected a payload (string, bytes or blob), got {}",
-        value.type_name()
-    )
-    .into())
+    Err(error(
+        "type",
+        format!(
+            "{what} must be a string, bytes, a blob or an array of ints 0..=255, got {}",
+            type_name(value)
+        ),
+    ))
 }
 
 fn from_array(items: Array) -> Result<Bytes, Box<EvalAltResult>> {
@@ -103,10 +107,22 @@ fn from_array(items: Array) -> Result<Bytes, Box<EvalAltResult>> {
         .enumerate()
         .map(|(i, v)| match v.as_int() {
             Ok(n @ 0..=255) => Ok(n as u8),
-            _ => Err(format!("bytes([...]): item {i} is {v:?}, not an integer in 0..=255").into()),
+            _ => Err(error(
+                "value",
+                format!(
+                    "bytes([...]): item {i} is {}, not an integer in 0..=255",
+                    show(v)
+                ),
+            )),
         })
         .collect::<Result<Vec<u8>, Box<EvalAltResult>>>()
         .map(Bytes)
+}
+
+/// `a + b`, within the string limit (Rhai checks strings and blobs, not our type).
+fn concat(ctx: &NativeCallContext, a: &[u8], b: &[u8]) -> Result<Bytes, Box<EvalAltResult>> {
+    super::limits::check_bytes(ctx.engine(), a.len().saturating_add(b.len()))?;
+    Ok(Bytes([a, b].concat()))
 }
 
 /// Builds bytes from the text of a `b"..."` literal: every char must fit in a byte.
@@ -158,28 +174,32 @@ const CONTAINS: Help = Help::method(
 );
 
 pub fn register(reg: &mut Registrar) {
-    let engine = reg.engine();
+    let engine = reg.register_type::<Bytes>("bytes");
     engine
-        .register_type_with_name::<Bytes>("bytes")
         .register_fn("to_string", |b: &mut Bytes| b.repr())
         .register_fn("to_debug", |b: &mut Bytes| b.repr())
         .register_get("len", |b: &mut Bytes| b.0.len() as INT)
         .register_fn("is_empty", |b: &mut Bytes| b.0.is_empty())
         .register_indexer_get(|b: &mut Bytes, i: INT| -> Result<INT, Box<EvalAltResult>> {
             b.position(i).map(|p| b.0[p] as INT).ok_or_else(|| {
-                format!("bytes index {i} out of range for length {}", b.0.len()).into()
+                error(
+                    "index",
+                    format!("bytes index {i} is out of range for length {}", b.0.len()),
+                )
             })
         })
         .register_indexer_get(|b: &mut Bytes, r: Range<INT>| b.slice(r.start, r.end))
         .register_indexer_get(|b: &mut Bytes, r: RangeInclusive<INT>| {
             b.slice(*r.start(), r.end().saturating_add(1))
         })
-        .register_fn("+", |a: Bytes, b: Bytes| Bytes([a.0, b.0].concat()))
-        .register_fn("+", |a: Bytes, b: &str| {
-            Bytes([a.0.as_slice(), b.as_bytes()].concat())
+        .register_fn("+", |ctx: NativeCallContext, a: Bytes, b: Bytes| {
+            concat(&ctx, &a.0, &b.0)
         })
-        .register_fn("+", |a: &str, b: Bytes| {
-            Bytes([a.as_bytes(), b.0.as_slice()].concat())
+        .register_fn("+", |ctx: NativeCallContext, a: Bytes, b: &str| {
+            concat(&ctx, &a.0, b.as_bytes())
+        })
+        .register_fn("+", |ctx: NativeCallContext, a: &str, b: Bytes| {
+            concat(&ctx, a.as_bytes(), &b.0)
         })
         .register_fn("==", |a: Bytes, b: Bytes| a == b)
         .register_fn("!=", |a: Bytes, b: Bytes| a != b)
@@ -203,7 +223,7 @@ pub fn register(reg: &mut Registrar) {
             "contains",
             &CONTAINS,
             |b: &mut Bytes, needle: Dynamic| -> Result<bool, Box<EvalAltResult>> {
-                let n = payload(&needle)?;
+                let n = payload(&needle, "contains' needle")?;
                 Ok(n.is_empty() || b.0.windows(n.len()).any(|w| w == n.as_slice()))
             },
         );

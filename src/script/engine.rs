@@ -10,15 +10,16 @@
 //!   work: an unknown variable that names a function becomes a function pointer.
 //!
 //! Ctrl-C reaches pure-Rhai loops through `on_progress`, which polls the same flag
-//! the async bridge waits on.
+//! the async bridge waits on; the memory limit is checked there too (`limits.rs`).
 
 use super::bridge::Bridge;
 use super::bytes;
+use super::limits::Requested;
 use super::registry::{Constants, HelpIndex, Registrar};
 use super::sink::Sink;
 use super::{interface, nat, netcheck, pipe, portmap, route, shell, stun, task, timers};
 use crate::net::config::StunConfig;
-use rhai::{AST, Dynamic, Engine, FnPtr, ParseError, Scope};
+use rhai::{AST, Dynamic, Engine, FnPtr, LexError, ParseError, ParseErrorType, Position, Scope};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use super::session::SessionOptions;
@@ -28,6 +29,19 @@ pub struct ShellEngine {
     pub engine: Engine,
     pub help: Arc<HelpIndex>,
     pub constants: Arc<Constants>,
+    /// What `limits(#{...})` asked for.
+    limits: Requested,
+}
+
+impl ShellEngine {
+    /// Puts limits asked for by `limits(#{...})` into force; the session calls it before
+    /// each input (a running one cannot change its engine).
+    /// Cheap, so it runs every time: another session on the same thread may have put its
+    /// own limits into force for error messages meanwhile.
+    pub fn apply_limits(&mut self) {
+        let wanted = *self.limits.lock().unwrap_or_else(|p| p.into_inner());
+        wanted.apply(&mut self.engine);
+    }
 }
 
 /// What a binding area gets when it registers.
@@ -68,14 +82,17 @@ fn timers_area(reg: &mut Registrar, _: &BindContext) {
 pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, opts: SessionOptions) -> ShellEngine {
     let mut engine = Engine::new();
     engine.set_default_tag(Dynamic::from(bridge.clone()));
-    // Deep recursion in a user's function must error, not overflow the thread stack.
-    engine.set_max_call_levels(256);
+    // Deep recursion must error, not overflow the thread stack; a string doubling in a
+    // loop must error, not abort the process on a failed allocation.
+    opts.limits.apply(&mut engine);
+    let limits: Requested = Arc::new(std::sync::Mutex::new(opts.limits));
 
     let cancel = bridge.cancel().clone();
     engine.on_progress(move |_| {
-        cancel
-            .is_tripped()
-            .then(|| Dynamic::from("KeyboardInterrupt"))
+        if cancel.is_tripped() {
+            return Some(Dynamic::from("KeyboardInterrupt"));
+        }
+        super::limits::check_progress().map(Dynamic::from)
     });
     let out = sink.clone();
     engine.on_print(move |s| out.out(s));
@@ -94,6 +111,8 @@ pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, opts: SessionOptions) -> 
     let (help, constants) = {
         let mut reg = Registrar::new(&mut engine);
         shell::register(&mut reg, sink, help_slot.clone());
+        super::limits::register(&mut reg, limits.clone());
+        super::sized::register(&mut reg);
         for area in AREAS {
             area(&mut reg, &ctx);
         }
@@ -112,6 +131,7 @@ pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, opts: SessionOptions) -> 
         engine,
         help,
         constants,
+        limits,
     }
 }
 
@@ -131,7 +151,7 @@ fn install_byte_literal(engine: &mut Engine) {
             let text = inputs[0].get_string_value().unwrap_or_default();
             bytes::from_literal(text)
                 .map(Dynamic::from)
-                .map_err(|e| e.into())
+                .map_err(|e| super::error::error("value", e))
         })
         .expect("the byte literal syntax is valid");
 }
@@ -160,8 +180,22 @@ fn install_names(engine: &mut Engine, help: Arc<HelpIndex>, constants: Arc<Const
     });
 }
 
-/// Compiles source the way every front end must: byte literals first.
+/// Compiles source the way every front end must: byte literals first (checked, then
+/// rewritten for the custom syntax).
 pub fn compile(engine: &Engine, scope: &Scope, src: &str) -> Result<AST, ParseError> {
+    if let Err(e) = super::lexer::check_byte_literals(src) {
+        let before = src.get(..e.offset).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        let at = |n: usize| u16::try_from(n).unwrap_or(u16::MAX);
+        return Err(ParseError(
+            Box::new(ParseErrorType::BadInput(LexError::ImproperSymbol(
+                String::new(),
+                e.message,
+            ))),
+            Position::new(at(line), at(column)),
+        ));
+    }
     let src = super::lexer::rewrite_byte_literals(src);
     engine.compile_with_scope(scope, src.as_ref())
 }

@@ -12,12 +12,13 @@
 use super::args::seconds;
 use super::bridge;
 use super::engine::BindContext;
-use super::error::error;
+use super::error::{error, type_name};
 use super::registry::{Help, Registrar};
 use crate::net::config::StunConfig;
 use crate::net::interface::{self, Interface, NetIfaces};
 use crate::net::ip_range::Family;
 use crate::net::route::Route;
+use crate::text::quoted;
 use rhai::{Array, Dynamic, EvalAltResult, INT, NativeCallContext};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -118,14 +119,24 @@ fn interface_from(v: &Dynamic) -> Result<Interface, Box<EvalAltResult>> {
     Err(error(
         "type",
         format!(
-            "Interface.from_dict needs a map or JSON text, got {}",
-            v.type_name()
+            "Interface.from_dict needs a map, JSON text or an Interface, got {}",
+            type_name(v)
         ),
     ))
 }
 
-/// The interface for `Interface(...)`: a name ("" = default) or a family number.
+/// The interface for `Interface(...)`: a name or a family number; neither is the default.
 fn pick(name: Option<&str>, af: Option<INT>) -> Result<Interface, Box<EvalAltResult>> {
+    if let Some(name) = name.filter(|n| n.trim().is_empty()) {
+        let names = Interface::list().unwrap_or_default().join(", ");
+        return Err(error(
+            "value",
+            format!(
+                "interface name {} is empty: give one of {names}, or nothing (Interface()) for the default",
+                quoted(name)
+            ),
+        ));
+    }
     match af {
         None => Interface::by_name(name).map_err(iface_err),
         Some(af) => match family_or_any(af)? {
@@ -197,8 +208,8 @@ fn route_of(h: &InterfaceHandle, af: Option<Family>) -> Result<Route, Box<EvalAl
             return Err(error(
                 "interface",
                 format!(
-                    "interface {:?} is not started: use `await i.start()` first",
-                    iface.name
+                    "interface {} is not started: use `await i.start()` first",
+                    quoted(&iface.name)
                 ),
             ));
         }
@@ -352,9 +363,7 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
             Dynamic::from(InterfaceClass),
             "the Interface class: Interface.list(), Interface.from_dict(...)",
         );
-    let engine = reg.engine();
-    engine
-        .register_type_with_name::<InterfaceHandle>("Interface")
+    reg.register_type::<InterfaceHandle>("Interface")
         .register_fn("to_string", |h: &mut InterfaceHandle| {
             h.read(|i| i.to_string())
         })
@@ -386,12 +395,10 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
             h.read(|i| i.netiface_index)
                 .map_or(Dynamic::UNIT, |n| Dynamic::from(n as INT))
         });
-    engine
-        .register_type_with_name::<NetIfacesHandle>("netifaces")
+    reg.register_type::<NetIfacesHandle>("netifaces")
         .register_fn("to_string", netifaces_text)
         .register_fn("to_debug", netifaces_text);
-    engine
-        .register_type_with_name::<InterfaceClass>("InterfaceClass")
+    reg.register_type::<InterfaceClass>("InterfaceClass")
         .register_fn("to_string", |_: &mut InterfaceClass| "<class 'Interface'>")
         .register_fn("to_debug", |_: &mut InterfaceClass| "<class 'Interface'>");
 
@@ -411,7 +418,8 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
             match all["ifaddresses"].get(name) {
                 Some(v) => Ok(json_to_dynamic(v)),
                 None => Err(iface_err(format!(
-                    "interface {name:?} not found; existing interfaces: {}",
+                    "interface {} not found; existing interfaces: {}",
+                    quoted(name),
                     n.0.interfaces().join(", ")
                 ))),
             }
@@ -508,11 +516,13 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
         move |ctx: NativeCallContext, names: Array| {
             let names = names
                 .into_iter()
-                .map(|n| {
-                    n.into_string().map_err(|t| {
+                .enumerate()
+                .map(|(i, n)| {
+                    let kind = type_name(&n);
+                    n.into_string().map_err(|_| {
                         error(
                             "type",
-                            format!("load_interfaces: names must be strings, got {t}"),
+                            format!("load_interfaces: names must be strings, item {i} is {kind}"),
                         )
                     })
                 })

@@ -87,7 +87,7 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
                         "nat",
                         format!(
                             "no NAT report for {} yet: run i.load_nat() first",
-                            iface.name
+                            crate::text::quoted(&iface.name)
                         ),
                     )
                 })
@@ -170,7 +170,7 @@ fn options(
     let mut family = None;
     let mut port_mapping = true;
     for (key, value) in map {
-        let what = format!("load_nat option '{key}'");
+        let what = format!("load_nat option {}", crate::text::quoted(key));
         match key.as_str() {
             "timeout" => opts.timeout = seconds(value, &what)?,
             "rto" => opts.rto = seconds(value, &what)?,

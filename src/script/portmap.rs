@@ -227,7 +227,10 @@ fn gateway_arg(text: &str) -> Res<Gateway> {
         .map_err(|_| {
             error(
                 "value",
-                format!("bad gateway {text:?}: expected an IP address, e.g. \"10.77.0.1\""),
+                format!(
+                    "bad gateway {}: expected an IP address, e.g. \"10.77.0.1\"",
+                    crate::text::quoted(text)
+                ),
             )
         })
 }

@@ -6,8 +6,30 @@
 //! the resulting [`HelpIndex`]; so does the REPL's completion.
 
 use rhai::{Dynamic, Engine, RhaiNativeFunc, Variant};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, LazyLock, RwLock};
+
+/// Rust type name -> the name scripts know it by, for every type registered through
+/// [`Registrar::register_type`]. Process-wide because every session registers the same
+/// types, and error messages are built where no engine is at hand.
+static TYPE_NAMES: LazyLock<RwLock<HashMap<&'static str, &'static str>>> =
+    LazyLock::new(Default::default);
+
+/// The name a script knows `value`'s type by: Rhai's for its own types (`string`, `i64`,
+/// `array`, ...), the registered one for ours (`Interface`, never a Rust path).
+pub fn type_name(value: &Dynamic) -> &'static str {
+    let rust = value.type_name();
+    if let Some(name) = TYPE_NAMES
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(rust)
+    {
+        return name;
+    }
+    // A type registered directly on the engine: the last path segment, generics dropped.
+    let base = rust.split('<').next().unwrap_or(rust);
+    base.rsplit("::").next().unwrap_or(base)
+}
 
 /// What `help("name")` shows for one script name (all its overloads).
 #[derive(Clone, Debug)]
@@ -172,8 +194,18 @@ impl<'e> Registrar<'e> {
         self
     }
 
-    /// Direct access for registrations that carry no name of their own: types,
-    /// operators, indexers, getters.
+    /// Registers a custom type under the name scripts and error messages use for it;
+    /// returns the engine to chain its methods, getters and operators.
+    pub fn register_type<T: Variant + Clone>(&mut self, name: &'static str) -> &mut Engine {
+        TYPE_NAMES
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(std::any::type_name::<T>(), name);
+        self.engine.register_type_with_name::<T>(name)
+    }
+
+    /// Direct access for registrations that carry no name of their own: operators,
+    /// indexers, getters.
     pub fn engine(&mut self) -> &mut Engine {
         self.engine
     }

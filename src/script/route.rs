@@ -88,8 +88,7 @@ const LINK_LOCAL: Help = Help::method(
 );
 
 pub fn register(reg: &mut Registrar, _: &BindContext) {
-    reg.engine()
-        .register_type_with_name::<Route>("Route")
+    reg.register_type::<Route>("Route")
         .register_fn("to_string", |r: &mut Route| r.to_string())
         .register_fn("to_debug", route_debug)
         .register_get("af", |r: &mut Route| INT::from(r.family().number()))
@@ -106,8 +105,7 @@ pub fn register(reg: &mut Registrar, _: &BindContext) {
             r.interface()
                 .map_or(Dynamic::UNIT, |i| Dynamic::from(i.name.clone()))
         });
-    reg.engine()
-        .register_type_with_name::<IpRange>("IPRange")
+    reg.register_type::<IpRange>("IPRange")
         .register_fn("to_string", range_text)
         .register_fn("to_debug", range_text)
         .register_get("ip", |r: &mut IpRange| ip_norm(&r.addr()))

@@ -11,6 +11,7 @@ use super::bridge::{Bridge, IdleWake, Job};
 use super::cancel::Cancel;
 use super::engine::{self, ShellEngine};
 use super::error::ScriptError;
+use super::limits::Limits;
 use super::sink::Sink;
 use crate::net::config::StunConfig;
 use rhai::{AST, Dynamic, Scope};
@@ -26,6 +27,8 @@ pub struct SessionOptions {
     /// STUN servers and timeouts (from `--stun`, `P2PD_STUN` or the defaults);
     /// `stun_servers([...])` changes them for the rest of the session.
     pub stun: StunConfig,
+    /// The engine's limits (from `--limit`); `limits(#{...})` changes them.
+    pub limits: Limits,
 }
 
 pub struct Session {
@@ -83,6 +86,7 @@ impl Session {
     /// Runs `src` as a transaction and returns its value.
     pub fn eval(&mut self, src: &str) -> Result<Dynamic, ScriptError> {
         self.bridge.cancel().reset();
+        self.shell.apply_limits();
         let ast = engine::compile(&self.shell.engine, &self.scope, src)
             .map_err(|e| ScriptError::from_parse(&e))?;
         let mut merged = self.functions.merge(&ast);
@@ -125,6 +129,7 @@ impl Session {
             return;
         }
         self.bridge.cancel().reset();
+        self.shell.apply_limits();
         let _guard = self.bridge.handle().enter();
         let args = std::mem::take(&mut job.args);
         let result = job

@@ -3,8 +3,10 @@
 use super::args::seconds;
 use super::bridge;
 use super::bytes::Bytes;
+use super::error::error;
 use super::registry::{Help, HelpIndex, Registrar};
 use super::sink::Sink;
+use crate::text::quoted;
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
 use std::sync::{Arc, OnceLock};
 
@@ -47,7 +49,10 @@ pub fn register(reg: &mut Registrar, sink: Arc<dyn Sink>, index: Arc<OnceLock<Ar
                     sink.out(&text);
                     Ok(())
                 }
-                None => Err(format!("no help for '{name}'{}", suggest(index, name)).into()),
+                None => Err(error(
+                    "not_found",
+                    format!("no help for {}{}", quoted(name), suggest(index, name)),
+                )),
             }
         }
     };
@@ -90,6 +95,10 @@ fn sleep(ctx: &NativeCallContext, secs: Dynamic) -> Result<(), Box<EvalAltResult
 }
 
 fn suggest(index: &HelpIndex, name: &str) -> String {
+    // No function name is this long: nothing to compare, and comparing would be slow.
+    if name.len() > 64 {
+        return "; help() lists every function".to_string();
+    }
     let close: Vec<&str> = index
         .entries
         .keys()

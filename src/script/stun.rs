@@ -9,7 +9,7 @@
 
 use super::bridge;
 use super::engine::BindContext;
-use super::error::error;
+use super::error::{error, type_name};
 use super::registry::{Help, Registrar};
 use crate::net::config::{StunServer as ServerEntry, StunSource};
 use crate::net::interface::external;
@@ -47,7 +47,10 @@ fn socket_addr(text: &str, what: &str) -> Result<SocketAddr, Box<EvalAltResult>>
     text.trim().parse().map_err(|_| {
         error(
             "value",
-            format!("bad {what} {text:?}: expected IP:PORT, e.g. 127.0.0.1:3478 or [::1]:3478"),
+            format!(
+                "bad {what} {}: expected IP:PORT, e.g. 127.0.0.1:3478 or [::1]:3478",
+                crate::text::quoted(text)
+            ),
         )
     })
 }
@@ -104,14 +107,17 @@ fn set_servers(
     }
     let servers = list
         .into_iter()
-        .map(|v| {
-            let text = v.into_string().map_err(|t| {
+        .enumerate()
+        .map(|(i, v)| {
+            let kind = type_name(&v);
+            let text = v.into_string().map_err(|_| {
                 error(
                     "type",
-                    format!("STUN servers are \"HOST:PORT\" strings, got {t}"),
+                    format!("STUN servers are \"HOST:PORT\" strings, item {i} is {kind}"),
                 )
             })?;
-            ServerEntry::parse(&text, StunSource::Explicit).map_err(|e| error("value", e))
+            ServerEntry::parse(&text, StunSource::Argument("stun_servers([...])"))
+                .map_err(|e| error("value", e))
         })
         .collect::<Result<Vec<_>, _>>()?;
     {
@@ -129,7 +135,8 @@ fn lookup(
     route: Option<Route>,
 ) -> Result<Map, Box<EvalAltResult>> {
     let config = stun.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let entry = ServerEntry::parse(server, StunSource::Explicit).map_err(|e| error("value", e))?;
+    let entry = ServerEntry::parse(server, StunSource::Argument("stun_lookup's server"))
+        .map_err(|e| error("value", e))?;
     let local = match &route {
         Some(r) => r.bind_addr().unwrap_or_else(|| SocketAddr::new(r.nic(), 0)),
         None => {
@@ -186,8 +193,7 @@ const LOOKUP: Help = Help::function(
 );
 
 pub fn register(reg: &mut Registrar, ctx: &BindContext) {
-    reg.engine()
-        .register_type_with_name::<StunServerHandle>("StunServer")
+    reg.register_type::<StunServerHandle>("StunServer")
         .register_fn("to_string", StunServerHandle::text)
         .register_fn("to_debug", StunServerHandle::text)
         .register_get("addresses", |h: &mut StunServerHandle| -> Array {

@@ -50,7 +50,8 @@ fn probe(
     route: Option<Route>,
 ) -> Result<Map, Box<EvalAltResult>> {
     let config = stun.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let entry = ServerEntry::parse(server, StunSource::Script).map_err(|e| error("value", e))?;
+    let entry = ServerEntry::parse(server, StunSource::Argument("stun_probe's server"))
+        .map_err(|e| error("value", e))?;
     // The family: the route's, else the literal's, else IPv4 first.
     let family = match &route {
         Some(r) => Some(Family::of(&r.nic())),

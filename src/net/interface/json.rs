@@ -37,36 +37,60 @@ impl Interface {
         })
     }
 
-    /// Reads the dict, or a JSON string holding it; older shapes are accepted.
+    /// Reads the dict, or a JSON string holding it; older shapes are accepted. `name` and
+    /// `rp` are required (without routes there is nothing to use); the other keys may be
+    /// left out, but a key that is there must have the right type, and the error names it.
     pub fn from_dict(v: &Value) -> Result<Interface, Error> {
         if let Value::String(text) = v {
             return Interface::from_json(text);
         }
-        let obj = v
-            .as_object()
-            .ok_or_else(|| Error::Json(format!("expected an object, got {v}")))?;
-        let name = obj
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::Json("missing string \"name\"".into()))?
-            .to_string();
+        let obj = v.as_object().ok_or_else(|| {
+            Error::Json(format!(
+                "expected an object, got {}",
+                crate::text::cut(&v.to_string())
+            ))
+        })?;
+        let wrong = |key: &str, what: &str| {
+            Error::Json(format!(
+                "\"{key}\" must be {what}, got {}",
+                obj.get(key)
+                    .map_or_else(String::new, |v| crate::text::cut(&v.to_string()))
+            ))
+        };
+        let text = |key: &str| match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(wrong(key, "a string")),
+        };
+        let number = |key: &str| match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| wrong(key, "an integer >= 0")),
+        };
+        let name = text("name")?.ok_or_else(|| {
+            Error::Json("missing key \"name\" (the interface name, e.g. \"eth0\")".into())
+        })?;
         if name.trim().is_empty() {
             return Err(Error::Json("empty interface name".into()));
         }
-        let text = |key: &str| obj.get(key).and_then(Value::as_str).map(str::to_string);
+        if !obj.contains_key("rp") {
+            return Err(Error::Json(
+                "missing key \"rp\" (the routes by family, e.g. {\"2\": [], \"10\": []})".into(),
+            ));
+        }
         let mut iface = Interface {
-            id: text("id").unwrap_or_else(|| name.clone()),
-            nic_no: obj
-                .get("nic_no")
-                .and_then(Value::as_u64)
-                .and_then(|n| u32::try_from(n).ok())
+            id: text("id")?.unwrap_or_else(|| name.clone()),
+            nic_no: number("nic_no")?
+                .map(|n| u32::try_from(n).map_err(|_| wrong("nic_no", "below 2^32")))
+                .transpose()?
                 .unwrap_or(0),
             index: None,
-            netiface_index: obj
-                .get("netiface_index")
-                .and_then(Value::as_u64)
-                .and_then(|n| usize::try_from(n).ok()),
-            mac: text("mac").unwrap_or_default(),
+            netiface_index: number("netiface_index")?
+                .map(|n| usize::try_from(n).map_err(|_| wrong("netiface_index", "smaller")))
+                .transpose()?,
+            mac: text("mac")?.unwrap_or_default(),
             kind: interface_type(&name),
             addrs: Vec::new(),
             is_default: [false; 2],
@@ -80,7 +104,9 @@ impl Interface {
             name,
         };
         for (key, flag) in family_entries(obj.get("is_default"))? {
-            iface.is_default[super::slot(key)] = flag.as_bool().unwrap_or(false);
+            iface.is_default[super::slot(key)] = flag
+                .as_bool()
+                .ok_or_else(|| wrong("is_default", "a map of family to true/false"))?;
         }
         for (family, routes) in family_entries(obj.get("rp"))? {
             iface.set_rp(family, RoutePool::from_value(routes)?);
@@ -103,14 +129,21 @@ impl Interface {
 /// `{"2": x, "10": y}` (or "23"/"30"...) as (family, value) pairs; absent means none.
 fn family_entries(v: Option<&Value>) -> Result<Vec<(Family, &Value)>, Error> {
     let Some(v) = v else { return Ok(Vec::new()) };
-    let obj: &Map<String, Value> = v
-        .as_object()
-        .ok_or_else(|| Error::Json(format!("expected a family-keyed object, got {v}")))?;
+    let obj: &Map<String, Value> = v.as_object().ok_or_else(|| {
+        Error::Json(format!(
+            "expected a family-keyed object, got {}",
+            crate::text::cut(&v.to_string())
+        ))
+    })?;
     obj.iter()
         .map(|(k, val)| {
             let fam = k.trim().parse::<i64>().ok().and_then(Family::from_number);
-            fam.map(|f| (f, val))
-                .ok_or_else(|| Error::Json(format!("unknown address family key {k:?}")))
+            fam.map(|f| (f, val)).ok_or_else(|| {
+                Error::Json(format!(
+                    "unknown address family key {} (use \"2\" for IPv4, \"10\" for IPv6)",
+                    crate::text::quoted(k)
+                ))
+            })
         })
         .collect()
 }

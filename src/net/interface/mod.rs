@@ -31,18 +31,19 @@ use serde_json::Value;
 
 use crate::net::ip_range::{Family, IpRange};
 use crate::net::route::{IfRef, Route, RoutePool};
+use crate::text::quoted;
 
 /// Why an interface could not be found, started, used or read.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No interface has that name; the message lists the ones that exist.
-    #[error("interface {name:?} not found; existing interfaces: {}", existing.join(", "))]
+    #[error("interface {} not found; existing interfaces: {}", quoted(.name), .existing.join(", "))]
     NotFound { name: String, existing: Vec<String> },
     /// No default route for any family (or for the one asked).
     #[error("no default interface for {0}: the routing table has no default route")]
     NoDefault(String),
     /// `start` found no address to build a route from.
-    #[error("interface {0:?} has no usable IPv4 or IPv6 address")]
+    #[error("interface {} has no usable IPv4 or IPv6 address", quoted(.0))]
     NoRoutes(String),
     /// The family has no route (P2PD's "No route for <af> found.").
     #[error("No route for {0} found.")]

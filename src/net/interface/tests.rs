@@ -230,3 +230,30 @@ fn nic_route_needs_no_lookup_and_starts_at_the_default_source() {
         Err(Error::NoRouteFor(Family::V6))
     ));
 }
+
+#[test]
+fn fuzz_interface_dicts() {
+    let seed = r#"{"name": "eth0", "id": "eth0", "mac": "02-fc-00-00-00-01", "nic_no": 0,
+        "netiface_index": 3, "is_default": {"2": true, "10": false}, "nat": null,
+        "rp": {"2": [{"af": 2, "nic_ips": [{"ip": "192.168.21.21", "cidr": 32, "af": 2}],
+                      "ext_ips": [{"ip": "1.3.3.7", "cidr": 32, "af": 2}],
+                      "link_local_ips": []}],
+               "10": [{"af": 10, "nic_ips": [{"ip": "fd00::2", "cidr": 128, "af": 10}],
+                       "ext_ips": [], "link_local_ips": [{"ip": "fe80::1", "cidr": 128, "af": 10}]}]}}"#;
+    let seeds = vec![
+        seed.as_bytes().to_vec(),
+        b"{\"name\": \"x\", \"rp\": {}}".to_vec(),
+    ];
+    crate::fuzz::run("interface dicts", &seeds, |input| {
+        let Ok(i) = Interface::from_json(&String::from_utf8_lossy(input)) else {
+            return Ok(());
+        };
+        // What was read writes out a dict that reads back to the same dict.
+        let d = i.to_dict();
+        match Interface::from_dict(&d) {
+            Ok(back) if back.to_dict() == d => Ok(()),
+            Ok(back) => Err(format!("{d} read back as {}", back.to_dict())),
+            Err(e) => Err(format!("{d} does not read back: {e}")),
+        }
+    });
+}

@@ -87,8 +87,9 @@ pub struct ProberOptions {
 
 /// Attempts per socket role when a NAT drops the flow (see module docs).
 const SOCKET_ATTEMPTS: u32 = 3;
-/// Hairpin nonce length; the first bytes say what it is.
-const NONCE: &[u8; 16] = b"p2pd-hairpin-000";
+/// Hairpin nonces, one per sender: two senders, so that one flow a NAT drops (the lab's
+/// hash NATs do on a port clash) does not read as "no hairpinning".
+const NONCES: [&[u8; 16]; 2] = [b"p2pd-hairpin-000", b"p2pd-hairpin-001"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SocketId(pub usize);
@@ -139,8 +140,12 @@ struct Sock {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
     Server(usize, ProbeKind),
-    Delta { consecutive: bool, index: usize },
-    Hairpin,
+    Delta {
+        consecutive: bool,
+        index: usize,
+    },
+    /// The hairpin probe from sender `k` (an index into `NONCES`).
+    Hairpin(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -201,7 +206,7 @@ pub struct Prober {
     tests: Vec<Test>,
     servers: Vec<Server>,
     mapping: SocketId,
-    hairpin: Option<SocketId>,
+    hairpin_started: bool,
     open_path: Option<SocketId>,
     /// The first answer of the run: when, and from which server.
     first: Option<(Instant, usize)>,
@@ -223,7 +228,7 @@ impl Prober {
             tests: Vec::new(),
             servers: Vec::new(),
             mapping: SocketId(0),
-            hairpin: None,
+            hairpin_started: false,
             open_path: None,
             first: None,
             delta_started: false,
@@ -302,7 +307,7 @@ impl Prober {
         let server = match slot {
             Slot::Server(i, _) => Some(i),
             Slot::Delta { .. } => self.first.map(|(_, i)| i),
-            Slot::Hairpin => None,
+            Slot::Hairpin(_) => None,
         };
         let measures_loss = match slot {
             Slot::Server(_, kind) => matches!(
@@ -314,7 +319,7 @@ impl Prober {
                     | ProbeKind::AltPort
             ),
             Slot::Delta { .. } => true,
-            Slot::Hairpin => false,
+            Slot::Hairpin(_) => false,
         };
         self.tests.push(Test {
             slot,
@@ -386,14 +391,14 @@ impl Prober {
                 continue;
             }
             let contents = match t.slot {
-                Slot::Hairpin => {
+                Slot::Hairpin(k) => {
                     t.copies.push(Copy {
                         id: None,
                         sent: now,
                         answered: false,
                         rtt: None,
                     });
-                    NONCE.to_vec()
+                    NONCES.get(k).map_or_else(Vec::new, |n| n.to_vec())
                 }
                 _ => {
                     let Ok(repr) = t.request.to_repr() else {
@@ -486,8 +491,10 @@ impl Prober {
     }
 
     fn take_datagram(&mut self, now: Instant, socket: SocketId, from: SocketAddr, bytes: &[u8]) {
-        if bytes == NONCE && socket == self.mapping {
-            self.hairpin_heard(now, from);
+        if socket == self.mapping
+            && let Some(k) = NONCES.iter().position(|n| bytes == &n[..])
+        {
+            self.hairpin_heard(now, k, from);
             return;
         }
         let Ok(message) = Packet::new_checked(bytes).and_then(|p| Repr::parse(&p)) else {
@@ -613,10 +620,18 @@ impl Prober {
                         *slot = sample;
                     }
                 }
-                Slot::Hairpin => {
+                // Heard from either sender is heard; silent only when both were.
+                Slot::Hairpin(_) => {
+                    let merged = match obs.hairpin.map(|h| h.outcome) {
+                        None => outcome,
+                        Some(Outcome::Heard(r)) => Outcome::Heard(r),
+                        Some(_) if matches!(outcome, Outcome::Heard(_)) => outcome,
+                        Some(Outcome::Silent) => outcome,
+                        Some(other) => other,
+                    };
                     obs.hairpin = Some(HairpinProbe {
                         target: t.dest,
-                        outcome,
+                        outcome: merged,
                     });
                 }
             }
@@ -734,11 +749,11 @@ impl Prober {
         Some(at + (rtt * 8).max(Duration::from_millis(500)))
     }
 
-    fn hairpin_heard(&mut self, now: Instant, from: SocketAddr) {
+    fn hairpin_heard(&mut self, now: Instant, sender: usize, from: SocketAddr) {
         if let Some(t) = self
             .tests
             .iter_mut()
-            .find(|t| t.slot == Slot::Hairpin && t.outcome == Outcome::Pending)
+            .find(|t| t.slot == Slot::Hairpin(sender) && t.outcome == Outcome::Pending)
         {
             let rtt = t
                 .copies
@@ -865,18 +880,20 @@ impl Prober {
             return;
         };
         let behind_nat = mapped.ip() != self.local_ip.to_canonical();
-        if behind_nat && self.opts.hairpin && self.hairpin.is_none() {
-            let h = self.add_socket(Role::Hairpin, 0);
-            self.hairpin = Some(h);
-            self.add_test(
-                Slot::Hairpin,
-                h,
-                mapped,
-                Expect::SameAddress,
-                RequestOptions::binding(),
-            );
-            if let Some(t) = self.tests.last_mut() {
-                t.reply_socket = self.mapping;
+        if behind_nat && self.opts.hairpin && !self.hairpin_started {
+            self.hairpin_started = true;
+            for k in 0..NONCES.len() {
+                let h = self.add_socket(Role::Hairpin, 0);
+                self.add_test(
+                    Slot::Hairpin(k),
+                    h,
+                    mapped,
+                    Expect::SameAddress,
+                    RequestOptions::binding(),
+                );
+                if let Some(t) = self.tests.last_mut() {
+                    t.reply_socket = self.mapping;
+                }
             }
         }
         if !behind_nat {
@@ -1084,7 +1101,10 @@ impl Prober {
                 .all(|t| t.outcome.is_final())
         };
         let delta_settled = kinds_final(&|t| matches!(t.slot, Slot::Delta { .. }));
-        let hairpin_settled = kinds_final(&|t| t.slot == Slot::Hairpin);
+        let hairpin_settled = obs
+            .hairpin
+            .is_none_or(|h| matches!(h.outcome, Outcome::Heard(_)))
+            || kinds_final(&|t| matches!(t.slot, Slot::Hairpin(_)));
         let open_settled = obs.servers.iter().any(|s| s.open_path.heard().is_some())
             || kinds_final(&|t| {
                 matches!(
@@ -1108,7 +1128,7 @@ impl Test {
     fn waits_for_silence(&self) -> bool {
         matches!(
             self.slot,
-            Slot::Hairpin
+            Slot::Hairpin(_)
                 | Slot::Server(
                     _,
                     ProbeKind::ChangeIpPort

@@ -47,7 +47,7 @@ pub enum Error {
     /// destination's family.
     #[error("destination {dest} and local address {local} are not the same address family")]
     FamilyMismatch { local: SocketAddr, dest: SocketAddr },
-    #[error("invalid subscription regex {pattern:?}: {reason}")]
+    #[error("invalid subscription regex {}: {}", crate::text::quoted(.pattern), crate::text::cut(.reason))]
     BadRegex { pattern: String, reason: String },
     #[error("no subscription {id} on pipe {pipe}")]
     NoSuchSubscription { id: SubId, pipe: String },

@@ -54,8 +54,10 @@ impl Pipe {
     }
 
     /// The oldest message queued for `sub`, waiting up to `timeout` for one; a zero timeout
-    /// only polls. `Ok(None)` on timeout, or at once when the pipe has ended and the queue is
-    /// empty. An unknown `sub` is an error (P2PD returned `None`).
+    /// only polls. `Ok(None)` on timeout. Once the pipe has ended (closed here, or a TCP
+    /// peer's end) and the queue is empty, `Error::Closed`, as `send` says, at once: what
+    /// was queued before the end is still read first. An unknown `sub` is an error (P2PD
+    /// returned `None` for both).
     pub async fn recv(&self, sub: SubId, timeout: Duration) -> Result<Option<Message>, Error> {
         if !timeout.is_zero()
             && let Io::Stream(writer) = &self.inner.io
@@ -90,7 +92,10 @@ impl Pipe {
                 }
                 Taken::Nothing(pull) => pull,
             };
-            if timeout.is_zero() || !self.is_running() {
+            if !self.is_running() {
+                return Err(self.closed_error());
+            }
+            if timeout.is_zero() {
                 return Ok(None);
             }
             let notified = self.inner.arrived.notified();

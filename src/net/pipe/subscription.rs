@@ -13,7 +13,14 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use regex::bytes::Regex;
+use regex::bytes::{Regex, RegexBuilder};
+
+/// Longest pattern `subscribe` compiles. Compiling runs under the subscription lock the
+/// reader needs too, and a 10 MB pattern takes seconds: far longer than any filter needs.
+pub const MAX_PATTERN_LEN: usize = 4096;
+/// Bound on a compiled pattern's size (the regex crate's default is 10 MB), so that a short
+/// pattern such as `(a{1000}){1000}` fails fast instead of building a huge automaton.
+const MAX_COMPILED_LEN: usize = 1 << 20;
 
 /// Names one subscription of one pipe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -106,13 +113,24 @@ impl Subscriptions {
         if let Some(id) = self.find(Some(pattern), peer) {
             return Ok(id);
         }
+        let bad = |reason: String| BadRegex {
+            pattern: pattern.to_owned(),
+            reason,
+        };
+        if pattern.len() > MAX_PATTERN_LEN {
+            return Err(bad(format!(
+                "{} bytes is longer than the {MAX_PATTERN_LEN} a subscription pattern may have",
+                pattern.len()
+            )));
+        }
         let regex = if pattern.is_empty() {
             None
         } else {
-            Some(Regex::new(pattern).map_err(|e| BadRegex {
-                pattern: pattern.to_owned(),
-                reason: e.to_string(),
-            })?)
+            let compiled = RegexBuilder::new(pattern)
+                .size_limit(MAX_COMPILED_LEN)
+                .build()
+                .map_err(|e| bad(e.to_string()))?;
+            Some(compiled)
         };
         let id = SubId(self.next_id);
         self.next_id += 1;

@@ -179,9 +179,12 @@ impl RoutePool {
 
     /// Reads a list of route dicts; link-locals are taken from the first route that has them.
     pub fn from_value(v: &Value) -> Result<RoutePool, Error> {
-        let items = v
-            .as_array()
-            .ok_or_else(|| Error::Json(format!("route pool must be a list, got {v}")))?;
+        let items = v.as_array().ok_or_else(|| {
+            Error::Json(format!(
+                "route pool must be a list, got {}",
+                crate::text::cut(&v.to_string())
+            ))
+        })?;
         let routes: Vec<Route> = items
             .iter()
             .map(Route::from_value)

@@ -26,9 +26,19 @@ pub struct ServerConfig {
     pub alternate: Option<SocketAddr>,
     /// SOFTWARE attribute in replies (RFC 5389 §15.10); `None` to omit.
     pub software: Option<String>,
-    /// How long a TCP connection may stay idle before the server closes it.
-    pub tcp_idle_timeout: Duration,
+    /// How long a TCP connection may wait for a request to start, and then for it to be
+    /// complete, before the server closes it.
+    pub tcp_timeout: Duration,
+    /// Most TCP connections kept open at once (across every address); past it, the one
+    /// idle longest is closed.
+    pub tcp_max_connections: usize,
 }
+
+/// `ServerConfig::tcp_timeout` unless set: a Binding exchange takes milliseconds.
+pub const DEFAULT_TCP_TIMEOUT: Duration = Duration::from_secs(3);
+/// `ServerConfig::tcp_max_connections` unless set: well under the usual fd limit of 1024
+/// with room for UDP sockets and the rest of a process.
+pub const DEFAULT_TCP_MAX_CONNECTIONS: usize = 512;
 
 impl ServerConfig {
     pub fn new(primary: SocketAddr, alternate: Option<SocketAddr>) -> Self {
@@ -36,7 +46,8 @@ impl ServerConfig {
             primary,
             alternate,
             software: Some(concat!("p2pd-repl ", env!("CARGO_PKG_VERSION")).to_owned()),
-            tcp_idle_timeout: Duration::from_secs(10),
+            tcp_timeout: DEFAULT_TCP_TIMEOUT,
+            tcp_max_connections: DEFAULT_TCP_MAX_CONNECTIONS,
         }
     }
 

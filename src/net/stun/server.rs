@@ -1,17 +1,18 @@
 //! The built-in STUN server's sockets and tasks: UDP and TCP on up to four addresses
 //! (2 IPs x 2 ports, RFC 5780 §4 / RFC 3489 §8), each request answered as `respond` decides.
+//! The TCP side, with its defences against hostile peers, is `tcp_server.rs`.
 //! Shaped like mini-redis `server::run`: `ServerSockets::bind` then `run_until(shutdown)`, so
 //! tests bind port 0; `StunServer` wraps that in a spawned task that closes on `close` or drop.
 
-use super::framing::read_message;
+use super::framing::MAX_REQUEST_LEN;
 use super::respond::{ServerConfig, Transport, respond};
+use super::tcp_server::{Table, serve_tcp};
 use crate::net::icmp::is_transient;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinSet;
 
 /// How many times to retry when port 0 was asked for and a chosen port was taken on the
@@ -33,7 +34,7 @@ impl ServerSockets {
         Self::bind_config(ServerConfig::new(primary, alternate))
     }
 
-    /// `bind` with a full configuration (SOFTWARE, TCP idle timeout).
+    /// `bind` with a full configuration (SOFTWARE, TCP timeout and connection cap).
     pub fn bind_config(config: ServerConfig) -> io::Result<ServerSockets> {
         if let Some(a) = config.alternate {
             let p = config.primary;
@@ -110,6 +111,11 @@ impl ServerSockets {
 
 /// Serves until `shutdown` completes, then closes every socket before returning.
 pub async fn run_until<F: Future>(sockets: ServerSockets, shutdown: F) {
+    let table = Table::new(sockets.config.tcp_max_connections);
+    serve(sockets, table, shutdown).await;
+}
+
+async fn serve<F: Future>(sockets: ServerSockets, table: Table, shutdown: F) {
     let ServerSockets { config, udp, tcp } = sockets;
     let config = Arc::new(config);
     let udp: Arc<Vec<UdpSocket>> = Arc::new(udp);
@@ -119,7 +125,7 @@ pub async fn run_until<F: Future>(sockets: ServerSockets, shutdown: F) {
     }
     drop(udp);
     for listener in tcp {
-        tasks.spawn(serve_tcp(listener, Arc::clone(&config)));
+        tasks.spawn(serve_tcp(listener, Arc::clone(&config), table.clone()));
     }
     shutdown.await;
     // Aborting and awaiting every task drops the last socket handles: ports are free on return.
@@ -142,7 +148,7 @@ async fn serve_udp(sockets: Arc<Vec<UdpSocket>>, index: usize, config: Arc<Serve
     let Some(&local) = addrs.get(index) else {
         return;
     };
-    let mut buf = vec![0u8; 2048];
+    let mut buf = vec![0u8; MAX_REQUEST_LEN];
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
             Ok(r) => r,
@@ -170,53 +176,11 @@ async fn serve_udp(sockets: Arc<Vec<UdpSocket>>, index: usize, config: Arc<Serve
     }
 }
 
-/// Accept loop of one TCP listener. Connections live in a `JoinSet` owned by this task, so
-/// aborting the task closes them too.
-async fn serve_tcp(listener: TcpListener, config: Arc<ServerConfig>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, from)) => {
-                    connections.spawn(serve_connection(stream, from, Arc::clone(&config)));
-                }
-                // Out of file descriptors and the like: wait a little instead of spinning.
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-}
-
-/// Answers framed STUN messages on one connection until it closes, idles past the configured
-/// timeout, or sends something that is not STUN.
-async fn serve_connection(mut stream: TcpStream, from: SocketAddr, config: Arc<ServerConfig>) {
-    let Ok(local) = stream.local_addr() else {
-        return;
-    };
-    let idle = config.tcp_idle_timeout;
-    loop {
-        let Ok(message) = read_message(&mut stream, Some(idle)).await else {
-            return;
-        };
-        let (Some(&a), Some(&b)) = (message.first(), message.get(1)) else {
-            return;
-        };
-        if super::split_message_type(u16::from_be_bytes([a, b])).is_err() {
-            return;
-        }
-        if let Some(reply) = respond(&message, from, local, &config, Transport::Tcp)
-            && stream.write_all(&reply.bytes).await.is_err()
-        {
-            return;
-        }
-    }
-}
-
 /// A running server. `close` (or dropping it) stops it.
 #[derive(Debug)]
 pub struct StunServer {
     addrs: Vec<SocketAddr>,
+    connections: Table,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -234,13 +198,15 @@ impl StunServer {
     pub async fn start_config(config: ServerConfig) -> io::Result<StunServer> {
         let sockets = ServerSockets::bind_config(config)?;
         let addrs = sockets.local_addrs();
+        let connections = Table::new(sockets.config.tcp_max_connections);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run_until(sockets, async move {
+        let task = tokio::spawn(serve(sockets, connections.clone(), async move {
             // A dropped sender also means stop.
             let _ = rx.await;
         }));
         Ok(StunServer {
             addrs,
+            connections,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -250,6 +216,11 @@ impl StunServer {
     /// port, alternate]`.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// TCP connections open right now, across every address.
+    pub fn tcp_connections(&self) -> usize {
+        self.connections.len()
     }
 
     /// Stops serving; every port is free when this returns. Calling it again does nothing.

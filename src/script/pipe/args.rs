@@ -7,13 +7,14 @@
 //! default interface's NIC route, or loopback towards a loopback destination.
 
 use super::super::address::{Resolver, ScriptAddress, family_of, port};
-use super::super::error::error;
+use super::super::error::{error, show, type_name};
 use super::super::interface::{InterfaceHandle, TCP, UDP};
 use crate::net::address::Family;
 use crate::net::interface::Interface;
 use crate::net::ip_range::IpRange;
 use crate::net::pipe::{Error, Proto};
 use crate::net::route::Route;
+use crate::text::quoted;
 use rhai::{Array, Dynamic, EvalAltResult, INT};
 use std::net::{IpAddr, SocketAddr};
 
@@ -25,7 +26,10 @@ pub fn proto(value: &Dynamic) -> Res<Proto> {
         Ok(UDP) => Ok(Proto::Udp),
         _ => Err(error(
             "value",
-            format!("proto must be TCP ({TCP}) or UDP ({UDP}), got {value}"),
+            format!(
+                "proto must be TCP ({TCP}) or UDP ({UDP}), got {}",
+                show(value)
+            ),
         )),
     }
 }
@@ -49,7 +53,7 @@ impl Dest {
         if let Some(a) = value.read_lock::<ScriptAddress>() {
             return Ok(Dest::Address(a.clone()));
         }
-        let (host, p) = host_port(value)?;
+        let (host, p) = host_port(value, "dest")?;
         Ok(Dest::HostPort(host, p))
     }
 
@@ -63,55 +67,63 @@ impl Dest {
     }
 }
 
-/// `[host, port]` or `"host:port"`.
-fn host_port(value: &Dynamic) -> Res<(String, u16)> {
+/// `[host, port]` or `"host:port"`; `what` names the argument in errors.
+fn host_port(value: &Dynamic, what: &str) -> Res<(String, u16)> {
     if let Some(items) = value.read_lock::<Array>() {
         if let [host, p] = items.as_slice()
             && let (Ok(host), Ok(p)) = (host.clone().into_string(), p.as_int())
         {
-            return Ok((host, port(p, "port")?));
+            return Ok((host, port(p, &format!("{what} port"))?));
         }
         return Err(error(
             "value",
-            format!("an address array must be [host, port], got {value}"),
+            format!(
+                "{what} must be [host, port] as an array, got {}",
+                show(value)
+            ),
         ));
     }
     if let Some(text) = value.read_lock::<rhai::ImmutableString>() {
-        return split_host_port(text.as_str()).ok_or_else(|| {
-            error(
-                "value",
-                format!("{text:?} is not \"host:port\" or \"[ipv6]:port\""),
-            )
-        });
+        return split_host_port(text.as_str())
+            .map_err(|why| error("value", format!("{what} {}: {why}", quoted(text.as_str()))));
     }
     Err(error(
         "type",
         format!(
-            "expected an Address, [host, port] or \"host:port\", got {}",
-            value.type_name()
+            "{what} must be an Address, [host, port] or \"host:port\", got {}",
+            type_name(value)
         ),
     ))
 }
 
-fn split_host_port(text: &str) -> Option<(String, u16)> {
+/// What a `host:port` text holds, or why it holds nothing usable.
+fn split_host_port(text: &str) -> Result<(String, u16), String> {
+    const SHAPE: &str = "expected \"host:port\" or \"[ipv6]:port\"";
     let text = text.trim();
     let (host, p) = match text.strip_prefix('[') {
         Some(rest) => {
-            let (host, rest) = rest.split_once(']')?;
-            (host, rest.strip_prefix(':')?)
+            let (host, rest) = rest.split_once(']').ok_or(SHAPE)?;
+            (host, rest.strip_prefix(':').ok_or(SHAPE)?)
         }
         None => {
-            let (host, p) = text.rsplit_once(':')?;
+            let (host, p) = text.rsplit_once(':').ok_or(SHAPE)?;
             if host.contains(':') {
-                return None;
+                return Err(format!("{SHAPE} (an IPv6 address goes in brackets)"));
             }
             (host, p)
         }
     };
     if host.is_empty() {
-        return None;
+        return Err(format!("the host is empty; {SHAPE}"));
     }
-    Some((host.to_string(), p.parse().ok()?))
+    if host.contains(['[', ']']) || host.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(SHAPE.to_string());
+    }
+    let port = match p.parse::<i64>() {
+        Ok(n) => u16::try_from(n).map_err(|_| format!("port {n} is not in 0..=65535"))?,
+        Err(_) => return Err(format!("port {} is not a number in 0..=65535", quoted(p))),
+    };
+    Ok((host.to_string(), port))
 }
 
 /// An IP literal and port, for peer filters and `send` targets (no lookups there).
@@ -124,7 +136,7 @@ pub fn peer(value: &Dynamic) -> Res<SocketAddr> {
             )
         });
     }
-    let (host, p) = host_port(value)?;
+    let (host, p) = host_port(value, "peer")?;
     let ip = host
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -132,7 +144,10 @@ pub fn peer(value: &Dynamic) -> Res<SocketAddr> {
         .map_err(|_| {
             error(
                 "value",
-                format!("{host:?} is not an IP address (a peer is [ip, port], no names)"),
+                format!(
+                    "peer {} is not an IP address (a peer is [ip, port], no names)",
+                    quoted(&host)
+                ),
             )
         })?;
     Ok(SocketAddr::new(ip, p))
@@ -152,7 +167,7 @@ pub fn callback(value: &Dynamic, name: &str) -> Res<Option<rhai::FnPtr>> {
                 "type",
                 format!(
                     "pipe_open's {name} must be a function |msg, client, pipe| or (), got {}",
-                    value.type_name()
+                    type_name(value)
                 ),
             )
         })
@@ -253,15 +268,17 @@ fn literal_addr(route: &Dynamic) -> Res<SocketAddr> {
         return Err(error(
             "type",
             format!(
-                "expected a Route, an Interface, an IP, [ip, port], IP4/IP6 or () as route, got {}",
-                route.type_name()
+                "route must be a Route, an Interface, an IP, [ip, port], IP4/IP6 or (), got {}",
+                type_name(route)
             ),
         ));
     };
-    let ip = text
-        .trim()
-        .parse::<IpAddr>()
-        .map_err(|_| error("value", format!("{text:?} is not an IP address to bind")))?;
+    let ip = text.trim().parse::<IpAddr>().map_err(|_| {
+        error(
+            "value",
+            format!("route {} is not an IP address to bind", quoted(&text)),
+        )
+    })?;
     Ok(SocketAddr::new(ip, 0))
 }
 
@@ -326,10 +343,13 @@ fn pattern(value: &Dynamic) -> Res<Option<String>> {
             )
         });
     }
-    value.clone().into_string().map(Some).map_err(|t| {
+    value.clone().into_string().map(Some).map_err(|_| {
         error(
             "type",
-            format!("a subscription regex is a string, bytes or (), got {t}"),
+            format!(
+                "a subscription regex is a string, bytes or (), got {}",
+                type_name(value)
+            ),
         )
     })
 }
@@ -380,16 +400,56 @@ mod tests {
     fn host_port_text() {
         assert_eq!(
             split_host_port("127.0.0.1:80"),
-            Some(("127.0.0.1".into(), 80))
+            Ok(("127.0.0.1".into(), 80))
         );
-        assert_eq!(split_host_port("[::1]:53"), Some(("::1".into(), 53)));
+        assert_eq!(split_host_port("[::1]:53"), Ok(("::1".into(), 53)));
         assert_eq!(
             split_host_port("www.example.com:443"),
-            Some(("www.example.com".into(), 443))
+            Ok(("www.example.com".into(), 443))
         );
-        assert_eq!(split_host_port("::1:53"), None);
-        assert_eq!(split_host_port("host"), None);
-        assert_eq!(split_host_port("host:99999"), None);
+        assert!(split_host_port("::1:53").unwrap_err().contains("brackets"));
+        assert!(split_host_port("host").is_err());
+        assert!(
+            split_host_port(":80")
+                .unwrap_err()
+                .contains("host is empty")
+        );
+        assert_eq!(
+            split_host_port("host:99999"),
+            Err("port 99999 is not in 0..=65535".into())
+        );
+        assert_eq!(
+            split_host_port("host:-1"),
+            Err("port -1 is not in 0..=65535".into())
+        );
+        assert!(
+            split_host_port("host:x")
+                .unwrap_err()
+                .contains("not a number")
+        );
+    }
+
+    #[test]
+    fn bad_destinations_name_the_argument_and_echo_it_short() {
+        let message = |v: Dynamic| match Dest::parse(&v) {
+            Err(e) => super::super::super::error::message_of(&e),
+            Ok(_) => panic!("accepted"),
+        };
+        assert_eq!(
+            message(Dynamic::from("127.0.0.1:70000")),
+            "dest \"127.0.0.1:70000\": port 70000 is not in 0..=65535"
+        );
+        assert_eq!(
+            message(Dynamic::from("")),
+            "dest \"\": expected \"host:port\" or \"[ipv6]:port\""
+        );
+        let huge = message(Dynamic::from("h".repeat(10_000_000)));
+        assert!(
+            huge.len() < 200 && huge.contains("(10000000 characters)"),
+            "{huge}"
+        );
+        let arr: Array = vec![Dynamic::from("h"), Dynamic::from(70000 as INT)];
+        assert!(message(Dynamic::from(arr)).contains("dest port must be in 0..=65535"));
     }
 
     #[test]
@@ -457,5 +517,35 @@ mod tests {
             let r = r.expect("a loopback route");
             assert_eq!((r.nic(), r.ext()), (family.loopback(), None));
         }
+    }
+
+    #[test]
+    fn fuzz_host_port_text() {
+        let seeds = crate::fuzz::text_seeds(&[
+            "127.0.0.1:80",
+            "[::1]:53",
+            "www.example.com:443",
+            "host:-1",
+            "[fe80::1%eth0]:9",
+        ]);
+        crate::fuzz::run("host:port", &seeds, |input| {
+            let text = String::from_utf8_lossy(input);
+            match split_host_port(&text) {
+                // What was accepted is written back the same way and splits the same.
+                Ok((host, port)) => {
+                    let written = if host.contains(':') {
+                        format!("[{host}]:{port}")
+                    } else {
+                        format!("{host}:{port}")
+                    };
+                    match split_host_port(&written) {
+                        Ok(again) if again == (host.clone(), port) && !host.is_empty() => Ok(()),
+                        other => Err(format!("{written} split as {other:?}")),
+                    }
+                }
+                Err(why) if why.len() > 300 => Err(format!("{} byte reason", why.len())),
+                Err(_) => Ok(()),
+            }
+        });
     }
 }

@@ -268,8 +268,7 @@ const ECHO_SERVER: Help = Help::function(
 /// Registers addresses and pipes: pipes resolve names with the session's resolver.
 pub fn register(reg: &mut Registrar, _ctx: &BindContext) {
     let resolver = address::register(reg);
-    reg.engine()
-        .register_type_with_name::<ScriptPipe>("Pipe")
+    reg.register_type::<ScriptPipe>("Pipe")
         .register_fn("to_string", |p: &mut ScriptPipe| p.text())
         .register_fn("to_debug", |p: &mut ScriptPipe| p.text())
         .register_fn("==", |a: ScriptPipe, b: ScriptPipe| a.pipe.same(&b.pipe))

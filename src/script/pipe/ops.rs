@@ -11,7 +11,7 @@ use super::super::address::tup;
 use super::super::args::seconds;
 use super::super::bridge;
 use super::super::bytes::{Bytes, payload};
-use super::super::error::error;
+use super::super::error::{error, show};
 use super::super::registry::{Help, Registrar};
 use super::ScriptPipe;
 use super::args::{self, SubKey, pipe_error};
@@ -87,7 +87,7 @@ fn recv(
                 format!(
                     "pipe {} has no subscription {}: call pipe.subscribe(...) first",
                     p.pipe,
-                    super::super::shell::repr(ctx, Dynamic::from(args::sub_value(&key)))
+                    show(&Dynamic::from(args::sub_value(&key)))
                 ),
             )
         })?;
@@ -117,7 +117,7 @@ fn send(ctx: &NativeCallContext, p: &ScriptPipe, data: &Dynamic, to: Option<&Dyn
     let data = match &bytes {
         Some(b) => b.0.as_slice(),
         None => {
-            converted = payload(data)?;
+            converted = payload(data, "send data")?;
             converted.as_slice()
         }
     };
