@@ -12,9 +12,10 @@
 //! Ctrl-C reaches pure-Rhai loops through `on_progress`, which polls the same flag
 //! the async bridge waits on.
 
-use super::bridge::Bridge;
+use super::bridge::{self, Bridge};
 use super::bytes;
 use super::registry::{Constants, HelpIndex, Registrar};
+use super::sched::fiber;
 use super::sink::Sink;
 use super::{interface, nat, pipe, route, shell, stun, task, timers};
 use crate::net::config::StunConfig;
@@ -25,7 +26,8 @@ use super::session::SessionOptions;
 
 /// An engine plus what the front ends need to know about it.
 pub struct ShellEngine {
-    pub engine: Engine,
+    /// Shared with the fibers that run tasks and callbacks.
+    pub engine: Arc<Engine>,
     pub help: Arc<HelpIndex>,
     pub constants: Arc<Constants>,
 }
@@ -70,10 +72,13 @@ pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, opts: SessionOptions) -> 
     engine.set_max_call_levels(256);
 
     let cancel = bridge.cancel().clone();
+    // Every Rhai operation also checks the running fiber: a cancelled task stops even in
+    // a busy loop, and one about to overflow its stack stops with an error instead.
     engine.on_progress(move |_| {
-        cancel
-            .is_tripped()
-            .then(|| Dynamic::from("KeyboardInterrupt"))
+        if cancel.is_tripped() {
+            return Some(Dynamic::from(bridge::INTERRUPT));
+        }
+        fiber::must_stop().map(Dynamic::from)
     });
     let out = sink.clone();
     engine.on_print(move |s| out.out(s));
@@ -107,7 +112,7 @@ pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, opts: SessionOptions) -> 
     install_names(&mut engine, help.clone(), constants.clone());
 
     ShellEngine {
-        engine,
+        engine: Arc::new(engine),
         help,
         constants,
     }

@@ -5,6 +5,7 @@
 //! a type mismatch) keep Rhai's own wording with the position cut off, because the
 //! shell prints the position itself as `FILE:LINE:COL`.
 
+use super::bridge::{CANCELLED, INTERRUPT};
 use rhai::{Dynamic, EvalAltResult, Map, ParseError, Position};
 use std::fmt::Display;
 
@@ -34,7 +35,7 @@ impl ScriptError {
             message: message_of(err),
             line: pos.line(),
             column: pos.position(),
-            interrupted: matches!(err, EvalAltResult::ErrorTerminated(..)),
+            interrupted: is_interrupt(err),
         }
     }
 
@@ -68,11 +69,22 @@ impl ScriptError {
     }
 }
 
+/// Ctrl-C or a cancelled task; other terminations (a task out of stack) are errors.
+fn is_interrupt(err: &EvalAltResult) -> bool {
+    match err {
+        EvalAltResult::ErrorTerminated(why, _) => why
+            .read_lock::<rhai::ImmutableString>()
+            .is_none_or(|w| w.as_str() == INTERRUPT || w.as_str() == CANCELLED),
+        _ => false,
+    }
+}
+
 /// The text a person needs, without Rhai's "(line 1, position 5)" suffix.
 pub fn message_of(err: &EvalAltResult) -> String {
     match err {
         EvalAltResult::ErrorRuntime(value, _) => thrown_message(value),
-        EvalAltResult::ErrorTerminated(..) => "KeyboardInterrupt".to_string(),
+        EvalAltResult::ErrorTerminated(..) if is_interrupt(err) => "KeyboardInterrupt".to_string(),
+        EvalAltResult::ErrorTerminated(why, _) => why.to_string(),
         EvalAltResult::ErrorInFunctionCall(name, _, inner, _) => {
             if name.starts_with("__") || is_plain_thrown(inner) {
                 message_of(inner)
