@@ -241,6 +241,63 @@ fn a_thousand_tasks_each_make_a_tcp_round_trip() {
 }
 
 #[test]
+fn gather_gives_results_in_order_and_raises_the_first_error() {
+    let mut s = shell();
+    assert_eq!(
+        s.echo("gather([|| { sleep(0.3); 1 }, create_task(|| { sleep(0.1); 2 }), 3])"),
+        "[1, 2, 3]"
+    );
+    assert_eq!(s.echo("gather([])"), "[]");
+    // The failing task is not the first in the list; its error comes out at once.
+    let start = Instant::now();
+    assert!(
+        s.error(r#"gather([|| { sleep(3); 1 }, || { sleep(0.1); throw "second broke" }])"#)
+            .contains("second broke")
+    );
+    assert!(start.elapsed() < Duration::from_millis(2500));
+}
+
+#[test]
+fn wait_for_times_out_and_cancels_the_task() {
+    let mut s = shell();
+    assert_eq!(s.echo("wait_for(|| { sleep(0.05); 7 }, 2)"), "7");
+    assert_eq!(s.echo("wait_for(5, 1)"), "5");
+    let start = Instant::now();
+    assert_eq!(
+        s.echo(
+            "let t = create_task(|| { sleep(5); 1 });
+             let kind = \"none\"; try { wait_for(t, 0.2); } catch (e) { kind = e.kind } kind"
+        ),
+        "\"timeout\""
+    );
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert_eq!(s.echo("sleep(0); t.cancelled()"), "true");
+    assert_eq!(
+        s.echo("let k = (); try { await t } catch (e) { k = e.kind } k"),
+        "\"cancelled\""
+    );
+}
+
+#[test]
+fn as_completed_yields_in_finishing_order() {
+    let mut s = shell();
+    assert_eq!(
+        s.echo(
+            r#"let order = [];
+               for t in as_completed([|| { sleep(0.4); "slow" }, || { sleep(0.2); "middle" }, || "fast"]) {
+                   order.push(await t)
+               }
+               order"#
+        ),
+        r#"["fast", "middle", "slow"]"#
+    );
+    assert!(
+        s.error(r#"let ts = as_completed([|| throw "first to fail"]); await ts[0]"#)
+            .contains("first to fail")
+    );
+}
+
+#[test]
 fn cancel_stops_a_task_at_its_wait() {
     let mut s = shell();
     s.run("let t = create_task(|| { sleep(30); 1 }); sleep(0.05);");

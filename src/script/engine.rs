@@ -17,7 +17,7 @@ use super::bytes;
 use super::registry::{Constants, HelpIndex, Registrar};
 use super::sched::fiber;
 use super::sink::Sink;
-use super::{interface, nat, pipe, route, shell, stun, task, timers};
+use super::{gather, interface, nat, pipe, route, shell, stun, task, timers};
 use crate::net::config::StunConfig;
 use rhai::{AST, Dynamic, Engine, FnPtr, ParseError, Scope};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -47,6 +47,7 @@ type Area = fn(&mut Registrar, &BindContext);
 const AREAS: &[Area] = &[
     bytes_area,
     task_area,
+    gather_area,
     timers_area,
     interface::register,
     route::register,
@@ -60,6 +61,9 @@ fn bytes_area(reg: &mut Registrar, _: &BindContext) {
 }
 fn task_area(reg: &mut Registrar, _: &BindContext) {
     task::register(reg);
+}
+fn gather_area(reg: &mut Registrar, _: &BindContext) {
+    gather::register(reg);
 }
 fn timers_area(reg: &mut Registrar, _: &BindContext) {
     timers::register(reg);

@@ -13,6 +13,7 @@ pub mod cancel;
 pub mod capture;
 pub mod engine;
 pub mod error;
+pub mod gather;
 pub mod interface;
 pub mod lexer;
 pub mod nat;

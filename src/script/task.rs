@@ -13,7 +13,8 @@
 //!
 //! As in asyncio: a task's error is raised where it is awaited, and reported once if the
 //! task is dropped with nobody having looked at its result; awaiting a cancelled task
-//! raises a `cancelled` error.
+//! raises a `cancelled` error. The companions (`gather`, `wait_for`, `as_completed`) are
+//! in `gather.rs`.
 
 use super::bridge::{self, CallSite, Job, JobKind, Reporter};
 use super::capture;
