@@ -68,8 +68,14 @@ enum Kind {
     Callback,
 }
 
+enum Body {
+    /// Queued, not run yet: no stack taken.
+    Unstarted(Option<Job>),
+    Running(Co),
+}
+
 struct Fiber {
-    co: Co,
+    body: Body,
     state: Arc<FiberState>,
     line: u64,
     kind: Kind,
@@ -157,12 +163,9 @@ impl Scheduler {
         self.spawn(job);
     }
 
+    /// Makes `job` a fiber, queued to run. Its stack is taken when it first runs: a
+    /// burst of short tasks then reuses one stack instead of reserving one each.
     fn spawn(&mut self, job: Job) {
-        let stack = match self.stacks.take() {
-            Ok(s) => s,
-            Err(e) => return self.refuse(job, &e),
-        };
-        let floor = stack.base().get() - self.stacks.stack_size();
         let id = self.next_id;
         self.next_id += 1;
         let cancelled = match &job.kind {
@@ -177,28 +180,32 @@ impl Scheduler {
             JobKind::Task(_) => Kind::Task,
             JobKind::Callback(_) => Kind::Callback,
         };
-        let (line, serial) = (job.line, job.serial);
+        std::task::Wake::wake_by_ref(&state);
+        self.fibers.insert(
+            id,
+            Fiber {
+                line: job.line,
+                serial: job.serial,
+                body: Body::Unstarted(Some(job)),
+                state,
+                kind,
+            },
+        );
+    }
+
+    /// The coroutine for a fiber about to run for the first time, on a pooled stack.
+    fn coroutine(&self, state: &Arc<FiberState>, stack: PooledStack, job: Job) -> Co {
+        let floor = stack.base().get() - self.stacks.stack_size();
         let (engine, report, inside) = (
             self.engine.clone(),
             self.bridge.reporter().clone(),
             state.clone(),
         );
-        let co = Co::with_stack(stack, move |yielder, ()| {
+        Co::with_stack(stack, move |yielder, ()| {
             fiber::enter(yielder, inside.clone(), floor, || {
                 run_job(&engine, &report, &inside, job)
             });
-        });
-        std::task::Wake::wake_by_ref(&state);
-        self.fibers.insert(
-            id,
-            Fiber {
-                co,
-                state,
-                line,
-                kind,
-                serial,
-            },
-        );
+        })
     }
 
     /// A job that could not get a stack (the system's map count or memory ran out).
@@ -228,24 +235,59 @@ impl Scheduler {
             return; // a stale wake-up of a fiber that has finished
         };
         f.state.dequeued();
-        LINE.with(|l| l.set(f.line));
-        let result = f.co.resume(());
+        if let Body::Unstarted(job) = &mut f.body {
+            let job = job.take().expect("an unstarted fiber holds its job");
+            if f.state.is_cancelled() {
+                // Cancelled before it ever ran: no stack needed to say so.
+                if let JobKind::Task(task) = &job.kind {
+                    task.complete(Outcome::Cancelled);
+                }
+                return self.finished(id);
+            }
+            let state = f.state.clone();
+            match self.stacks.take() {
+                Ok(stack) => {
+                    let co = self.coroutine(&state, stack, job);
+                    if let Some(f) = self.fibers.get_mut(&id) {
+                        f.body = Body::Running(co);
+                    }
+                }
+                Err(e) => {
+                    self.fibers.remove(&id);
+                    return self.refuse(job, &e);
+                }
+            }
+        }
+        let Some(Fiber {
+            body: Body::Running(co),
+            line,
+            state,
+            ..
+        }) = self.fibers.get_mut(&id)
+        else {
+            return;
+        };
+        LINE.with(|l| l.set(*line));
+        let result = co.resume(());
+        let state = state.clone();
         fiber::leave();
         LINE.with(|l| l.set(self.line));
         match result {
             CoroutineResult::Yield(Suspend::Wait) => {}
             CoroutineResult::Yield(Suspend::Yield) => {
                 // Whatever arrived meanwhile goes first, then this fiber again.
-                let state = f.state.clone();
                 self.take_jobs();
                 std::task::Wake::wake_by_ref(&state);
             }
-            CoroutineResult::Return(()) => {
-                let done = self.fibers.remove(&id).expect("the fiber just ran");
-                if let Some(key) = done.serial {
-                    self.next_serial(key);
-                }
-            }
+            CoroutineResult::Return(()) => self.finished(id),
+        }
+    }
+
+    fn finished(&mut self, id: FiberId) {
+        if let Some(done) = self.fibers.remove(&id)
+            && let Some(key) = done.serial
+        {
+            self.next_serial(key);
         }
     }
 
@@ -283,7 +325,11 @@ impl Scheduler {
         if !self.ready.is_empty() || self.bridge.cancel().is_tripped() {
             return;
         }
-        self.stacks.trim();
+        // Pages of idle stacks go back only once nothing runs: while fibers come and go
+        // (10,000 tasks finishing one by one) the stacks they free are about to be reused.
+        if self.fibers.is_empty() {
+            self.stacks.trim();
+        }
         let handle = self.bridge.handle().clone();
         let (cancel, ready, jobs) = (self.bridge.cancel().clone(), &self.ready, &mut self.jobs);
         let job = handle.block_on(async {

@@ -9,8 +9,8 @@
 //! writing over the neighbour. Only pages a fiber actually touched hold memory.
 //!
 //! A returned slot keeps its pages, so the next fiber starts without page faults. Past
-//! [`KEEP_WARM`] free slots, [`StackPool::trim`] (called when the script thread goes idle)
-//! gives the pages of the coldest ones back to the system: a burst of 10,000 tasks does not
+//! [`KEEP_WARM`] free slots, [`StackPool::trim`] (called when the script thread goes idle
+//! with no fiber alive) gives the pages of the coldest ones back to the system: a burst of 10,000 tasks does not
 //! leave 10,000 stacks' worth of memory behind. Chunks are never unmapped: what they keep
 //! after a trim is address space, not memory.
 
