@@ -18,8 +18,12 @@
 //! that `try`/`catch` cannot swallow, and drops the future (which closes whatever it
 //! owned): the line is abandoned but the shell and its scope live on.
 //!
-//! A new awaitable function needs nothing else; status output during a long wait can
-//! hook into `sched::Scheduler::park`, the one place where the script thread sleeps.
+//! A new awaitable function needs nothing else. Build its future as `async move { .. }`,
+//! so timers and sockets are made at the first poll, inside the runtime context the
+//! session entered once for the whole evaluation; never enter the runtime or call
+//! `block_on` from a binding (a fiber suspended with a context guard alive would break
+//! tokio's guard order). Status output during a long wait can hook into
+//! `sched::Scheduler::park`, the one place where the script thread sleeps.
 
 use super::cancel::Cancel;
 use super::error::error;
