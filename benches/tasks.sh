@@ -37,19 +37,8 @@ REPL="$TARGET/release/p2pd-repl"
 SERVER_BIN="$TARGET/release/examples/echo_backlog_server"
 
 IMPLS=(rhai asyncio)
-VENV="$TARGET/p2pd-bench-venv"
-if [[ -z "${NO_P2PD:-}" ]]; then
-    if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c "import p2pd" 2>/dev/null; then
-        echo "making $VENV with p2pd 3.1.9 ..." >&2
-        python3 -m venv "$VENV"
-        "$VENV/bin/pip" install --quiet "p2pd==3.1.9" >&2 || true
-    fi
-    if "$VENV/bin/python" -c "import p2pd" 2>/dev/null; then
-        IMPLS+=(p2pd)
-    else
-        echo "p2pd 3.1.9 is not installable here: measuring without it" >&2
-    fi
-fi
+# shellcheck source=benches/p2pd_venv.sh
+source benches/p2pd_venv.sh
 
 NS="p2pd-tasks-$$"
 RESULTS=$(mktemp)

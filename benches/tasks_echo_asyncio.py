@@ -1,6 +1,7 @@
 # One TCP echo round trip per asyncio task, all started at once (driven by benches/tasks.sh):
 # the plain-asyncio counterpart of tasks_echo.rhai. Prints "SECONDS OK".
-import asyncio, sys, time
+import asyncio, sys
+from echo_burst import burst
 
 MSG = b"m" * 64
 
@@ -16,14 +17,6 @@ async def round_trip(port):
         await writer.wait_closed()
 
 async def main(port, n):
-    started = time.perf_counter()
-    tasks = [asyncio.create_task(round_trip(port)) for _ in range(n)]
-    ok = 0
-    for t in tasks:
-        try:
-            ok += bool(await t)
-        except Exception:
-            pass
-    print("%f %d" % (time.perf_counter() - started, ok))
+    await burst(lambda: round_trip(port), n)
 
 asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))

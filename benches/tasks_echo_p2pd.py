@@ -1,7 +1,8 @@
 # One TCP echo round trip per task through P2PD 3.1.9's pipes, all started at once (driven
 # by benches/tasks.sh): the P2PD counterpart of tasks_echo.rhai. Prints "SECONDS OK".
 # Set-up as in p2pd_client.py: no STUN, interface "lo", a route bound to 127.0.0.1.
-import asyncio, sys, time
+import asyncio, sys
+from echo_burst import burst
 from p2pd import *
 
 MSG = b"m" * 64
@@ -21,14 +22,6 @@ async def main(port, n):
     nic.load_if_info()
     route = Route(IP4, [IPRange("127.0.0.1")], [IPRange("127.0.0.1")], nic, ext_check=0)
     await route.bind(ips="127.0.0.1")
-    started = time.perf_counter()
-    tasks = [asyncio.create_task(round_trip(route, port)) for _ in range(n)]
-    ok = 0
-    for t in tasks:
-        try:
-            ok += bool(await t)
-        except Exception:
-            pass
-    print("%f %d" % (time.perf_counter() - started, ok))
+    await burst(lambda: round_trip(route, port), n)
 
 asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))

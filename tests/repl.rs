@@ -19,6 +19,19 @@ fn repl(home: &std::path::Path) -> PtySession {
     p
 }
 
+/// Ctrl-C during an evaluation: `KeyboardInterrupt`, and the prompt back within a second.
+fn interrupt_and_expect_the_prompt(p: &mut PtySession) {
+    let start = Instant::now();
+    p.send_control('c').unwrap();
+    p.exp_string("KeyboardInterrupt").unwrap();
+    p.exp_string(">>> ").unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "prompt back after {:?}",
+        start.elapsed()
+    );
+}
+
 fn home() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp home")
 }
@@ -111,15 +124,7 @@ fn ctrl_c_cancels_an_await_and_keeps_the_scope() {
     p.exp_string(">>> ").unwrap();
     p.send_line("sleep(30)").unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let start = Instant::now();
-    p.send_control('c').unwrap();
-    p.exp_string("KeyboardInterrupt").unwrap();
-    p.exp_string(">>> ").unwrap();
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "prompt back after {:?}",
-        start.elapsed()
-    );
+    interrupt_and_expect_the_prompt(&mut p);
     p.send_line("still_here").unwrap();
     p.exp_string("7").unwrap();
 }
@@ -265,15 +270,7 @@ fn ctrl_c_cancels_the_tasks_of_the_line_and_keeps_earlier_ones() {
     p.send_line(r#"create_task(|| { sleep(1.2); print("line task done") }); sleep(30)"#)
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let start = Instant::now();
-    p.send_control('c').unwrap();
-    p.exp_string("KeyboardInterrupt").unwrap();
-    p.exp_string(">>> ").unwrap();
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "prompt back after {:?}",
-        start.elapsed()
-    );
+    interrupt_and_expect_the_prompt(&mut p);
     // The earlier line's task goes on between lines; the interrupted line's never prints.
     let before = p.exp_string("background done").unwrap();
     assert!(!before.contains("line task done"), "{before:?}");
