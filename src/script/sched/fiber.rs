@@ -12,6 +12,7 @@
 //! root stack, so [`wait`] outside a fiber knows to drive the scheduler instead.
 
 use super::ready::FiberState;
+use corosensei::stack::{DefaultStack, Stack, StackPointer};
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::{Pin, pin};
@@ -43,7 +44,16 @@ pub struct Running {
 
 thread_local! {
     static CURRENT: Cell<*const Running> = const { Cell::new(std::ptr::null()) };
+    /// Where fibers poll their futures (see `poll_aside`); made on first use.
+    static POLL_STACK: DefaultStack = DefaultStack::new(POLL_STACK_SIZE).expect("a stack to poll futures on");
 }
+
+/// Polling a pipe opening or a close runs deeper than the Rhai call that waits for it.
+const POLL_STACK_SIZE: usize = if cfg!(debug_assertions) {
+    8 << 20
+} else {
+    1 << 20
+};
 
 /// Keeps this much stack free below any Rhai operation: native calls and the futures they
 /// poll between two operations must fit in it.
@@ -123,10 +133,38 @@ fn wait_pinned<F: Future + ?Sized>(
         if running.state.is_cancelled() {
             return Err(Cancelled);
         }
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(&running.waker)) {
+        if let Poll::Ready(v) = poll_aside(fut.as_mut(), &running.waker) {
             return Ok(v);
         }
         suspend(running, Suspend::Wait);
+    }
+}
+
+/// Polls `fut` on the thread's one poll stack instead of the fiber's own: a fiber keeps
+/// every stack page it ever touched for as long as it lives, and the deepest moment of a
+/// waiting task is usually a poll (connecting, closing), not its Rhai frames. Polls never
+/// suspend and no Rhai code runs inside one, so one stack serves every fiber in turn.
+fn poll_aside<F: Future + ?Sized>(fut: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
+    POLL_STACK.with(|stack| {
+        corosensei::on_stack(Borrowed(stack), || {
+            fut.poll(&mut Context::from_waker(waker))
+        })
+    })
+}
+
+/// The poll stack, lent for one call.
+struct Borrowed<'a>(&'a DefaultStack);
+
+// SAFETY: the stack it lends is a `DefaultStack` (guard page included) that outlives the
+// call, and nothing else runs on it meanwhile: polls do not nest (no Rhai code, hence no
+// `wait`, runs inside a poll) and the script thread runs one poll at a time.
+unsafe impl Stack for Borrowed<'_> {
+    fn base(&self) -> StackPointer {
+        self.0.base()
+    }
+
+    fn limit(&self) -> StackPointer {
+        self.0.limit()
     }
 }
 
