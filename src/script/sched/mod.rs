@@ -7,9 +7,9 @@
 //! same Rhai engine (only `sleep`, `create_task` and `await` bound; release build, 2
 //! vCPUs): 10,000 tasks awaiting `sleep(0.2)` took 1.5-4.2 s and 190 MB with threads,
 //! 0.42-0.45 s and 95 MB with one fresh `mmap`'d stack per fiber. The shell as built,
-//! with the pooled stacks of [`stack`], takes 0.38 s and 142 MB (`benches/tasks.sh`;
-//! asyncio: 0.33 s, 36 MB): a waiting fiber holds the 12-16 KiB of stack its Rhai call
-//! touched. A switch between fibers is a few instructions; a baton hand-off is a futex
+//! with the pooled stacks of [`stack`], takes 0.32 s and 103 MB (`benches/tasks.sh`;
+//! asyncio: 0.30 s, 35 MB): a waiting fiber holds the 8-16 KiB of stack its Rhai call
+//! touched (its futures are polled on a shared stack, see `fiber`). A switch between fibers is a few instructions; a baton hand-off is a futex
 //! wake and a context switch.
 //!
 //! How it runs:
