@@ -19,6 +19,19 @@ fn repl(home: &std::path::Path) -> PtySession {
     p
 }
 
+/// Ctrl-C during an evaluation: `KeyboardInterrupt`, and the prompt back within a second.
+fn interrupt_and_expect_the_prompt(p: &mut PtySession) {
+    let start = Instant::now();
+    p.send_control('c').unwrap();
+    p.exp_string("KeyboardInterrupt").unwrap();
+    p.exp_string(">>> ").unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "prompt back after {:?}",
+        start.elapsed()
+    );
+}
+
 fn home() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp home")
 }
@@ -128,15 +141,7 @@ fn ctrl_c_cancels_an_await_and_keeps_the_scope() {
     p.exp_string(">>> ").unwrap();
     p.send_line("sleep(30)").unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let start = Instant::now();
-    p.send_control('c').unwrap();
-    p.exp_string("KeyboardInterrupt").unwrap();
-    p.exp_string(">>> ").unwrap();
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "prompt back after {:?}",
-        start.elapsed()
-    );
+    interrupt_and_expect_the_prompt(&mut p);
     p.send_line("still_here").unwrap();
     p.exp_string("7").unwrap();
 }
@@ -270,4 +275,22 @@ fn callback_output_does_not_break_the_line_being_typed() {
     // The half-typed line survived the print: finishing it evaluates all of it.
     p.send_line("2").unwrap();
     p.exp_string("42").unwrap();
+}
+
+#[test]
+fn ctrl_c_cancels_the_tasks_of_the_line_and_keeps_earlier_ones() {
+    let h = home();
+    let mut p = repl(h.path());
+    p.send_line(r#"let bg = create_task(|| { sleep(2); print("background done") });"#)
+        .unwrap();
+    p.exp_string(">>> ").unwrap();
+    p.send_line(r#"create_task(|| { sleep(1.2); print("line task done") }); sleep(30)"#)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    interrupt_and_expect_the_prompt(&mut p);
+    // The earlier line's task goes on between lines; the interrupted line's never prints.
+    let before = p.exp_string("background done").unwrap();
+    assert!(!before.contains("line task done"), "{before:?}");
+    p.send_line("bg.done()").unwrap();
+    p.exp_string("true").unwrap();
 }

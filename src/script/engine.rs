@@ -12,12 +12,13 @@
 //! Ctrl-C reaches pure-Rhai loops through `on_progress`, which polls the same flag
 //! the async bridge waits on; the memory limit is checked there too (`limits.rs`).
 
-use super::bridge::Bridge;
+use super::bridge::{self, Bridge};
 use super::bytes;
 use super::limits::Requested;
 use super::registry::{Constants, HelpIndex, Registrar};
+use super::sched::fiber;
 use super::sink::Sink;
-use super::{interface, nat, netcheck, pipe, portmap, route, shell, stun, task, timers};
+use super::{gather, interface, nat, netcheck, pipe, portmap, route, shell, stun, task, timers};
 use crate::net::config::StunConfig;
 use rhai::{AST, Dynamic, Engine, FnPtr, LexError, ParseError, ParseErrorType, Position, Scope};
 use std::sync::{Arc, OnceLock, RwLock};
@@ -26,7 +27,8 @@ use super::session::SessionOptions;
 
 /// An engine plus what the front ends need to know about it.
 pub struct ShellEngine {
-    pub engine: Engine,
+    /// Shared with the fibers that run tasks and callbacks.
+    pub engine: Arc<Engine>,
     pub help: Arc<HelpIndex>,
     pub constants: Arc<Constants>,
     /// What `limits(#{...})` asked for.
@@ -38,9 +40,15 @@ impl ShellEngine {
     /// each input (a running one cannot change its engine).
     /// Cheap, so it runs every time: another session on the same thread may have put its
     /// own limits into force for error messages meanwhile.
+    /// While tasks are alive they share the engine, which then cannot change: the engine's
+    /// own limits (sizes, call depth, operations) follow once they are done, the memory
+    /// and stack checks at once.
     pub fn apply_limits(&mut self) {
         let wanted = *self.limits.lock().unwrap_or_else(|p| p.into_inner());
-        wanted.apply(&mut self.engine);
+        match Arc::get_mut(&mut self.engine) {
+            Some(engine) => wanted.apply(engine),
+            None => wanted.put_in_force(),
+        }
     }
 }
 
@@ -59,6 +67,7 @@ type Area = fn(&mut Registrar, &BindContext);
 const AREAS: &[Area] = &[
     bytes_area,
     task_area,
+    gather_area,
     timers_area,
     interface::register,
     route::register,
@@ -75,6 +84,9 @@ fn bytes_area(reg: &mut Registrar, _: &BindContext) {
 fn task_area(reg: &mut Registrar, _: &BindContext) {
     task::register(reg);
 }
+fn gather_area(reg: &mut Registrar, _: &BindContext) {
+    gather::register(reg);
+}
 fn timers_area(reg: &mut Registrar, _: &BindContext) {
     timers::register(reg);
 }
@@ -88,9 +100,14 @@ pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, opts: SessionOptions) -> 
     let limits: Requested = Arc::new(std::sync::Mutex::new(opts.limits));
 
     let cancel = bridge.cancel().clone();
+    // Every Rhai operation also checks the running fiber: a cancelled task stops even in
+    // a busy loop, and one about to overflow its stack stops with an error instead.
     engine.on_progress(move |_| {
         if cancel.is_tripped() {
-            return Some(Dynamic::from("KeyboardInterrupt"));
+            return Some(Dynamic::from(bridge::INTERRUPT));
+        }
+        if let Some(why) = fiber::must_stop() {
+            return Some(Dynamic::from(why));
         }
         super::limits::check_progress().map(Dynamic::from)
     });
@@ -128,7 +145,7 @@ pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, opts: SessionOptions) -> 
     install_names(&mut engine, help.clone(), constants.clone());
 
     ShellEngine {
-        engine,
+        engine: Arc::new(engine),
         help,
         constants,
         limits,

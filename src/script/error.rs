@@ -9,6 +9,7 @@
 //! value short (strings through `text::quoted`), [`type_name`] names its type as scripts
 //! know it. No message renders a Rust type with `{:?}`.
 
+use super::bridge::{CANCELLED, INTERRUPT};
 use super::bytes::Bytes;
 pub use super::registry::type_name;
 use crate::text;
@@ -138,8 +139,7 @@ impl ScriptError {
             message: message_of(err),
             line: pos.line(),
             column: pos.position(),
-            interrupted: matches!(err, EvalAltResult::ErrorTerminated(..))
-                && super::limits::limit_hit(err).is_none(),
+            interrupted: is_interrupt(err) && super::limits::limit_hit(err).is_none(),
         }
     }
 
@@ -179,6 +179,16 @@ impl ScriptError {
     }
 }
 
+/// Ctrl-C or a cancelled task; other terminations (a task out of stack) are errors.
+fn is_interrupt(err: &EvalAltResult) -> bool {
+    match err {
+        EvalAltResult::ErrorTerminated(why, _) => why
+            .read_lock::<rhai::ImmutableString>()
+            .is_none_or(|w| w.as_str() == INTERRUPT || w.as_str() == CANCELLED),
+        _ => false,
+    }
+}
+
 /// The text a person needs, without Rhai's "(line 1, position 5)" suffix.
 pub fn message_of(err: &EvalAltResult) -> String {
     if let Some(limit) = super::limits::describe(err) {
@@ -186,7 +196,8 @@ pub fn message_of(err: &EvalAltResult) -> String {
     }
     match err {
         EvalAltResult::ErrorRuntime(value, _) => thrown_message(value),
-        EvalAltResult::ErrorTerminated(..) => "KeyboardInterrupt".to_string(),
+        EvalAltResult::ErrorTerminated(..) if is_interrupt(err) => "KeyboardInterrupt".to_string(),
+        EvalAltResult::ErrorTerminated(why, _) => why.to_string(),
         EvalAltResult::ErrorInFunctionCall(name, _, inner, _) => {
             if name.starts_with("__") || is_plain_thrown(inner) {
                 message_of(inner)

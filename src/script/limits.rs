@@ -156,6 +156,12 @@ impl Limits {
             .set_max_map_size(self.map)
             .set_max_call_levels(self.call_depth)
             .set_max_operations(self.operations);
+        self.put_in_force();
+    }
+
+    /// Puts only the limits this module checks itself (memory, stack) into force, for
+    /// when the engine cannot be changed yet.
+    pub fn put_in_force(&self) {
         IN_FORCE.with(|l| l.set(*self));
     }
 }

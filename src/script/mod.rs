@@ -1,8 +1,8 @@
 //! Rhai bindings: the `net` core made scriptable, plus the shell's own functions.
 //!
-//! `bridge` lets a synchronous Rhai call await a tokio future (cancellably, running
-//! callbacks meanwhile); `engine` builds the engine; `session` keeps state between
-//! inputs. Every other file binds one area and registers through
+//! `bridge` lets a synchronous Rhai call await a tokio future (cancellably); `sched`
+//! runs tasks and callbacks as fibers on the script thread while calls wait; `engine`
+//! builds the engine; `session` keeps state between inputs. Every other file binds one area and registers through
 //! [`registry::Registrar`], which will not take a function without its help.
 
 pub mod address;
@@ -10,8 +10,10 @@ pub mod args;
 pub mod bridge;
 pub mod bytes;
 pub mod cancel;
+pub mod capture;
 pub mod engine;
 pub mod error;
+pub mod gather;
 pub mod interface;
 pub mod lexer;
 pub mod limits;
@@ -21,6 +23,7 @@ pub mod pipe;
 pub mod portmap;
 pub mod registry;
 pub mod route;
+pub mod sched;
 pub mod session;
 pub mod shell;
 pub mod sink;

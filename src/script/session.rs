@@ -6,16 +6,23 @@
 //! of the session, so a failing line (or one stopped with Ctrl-C) leaves every
 //! variable exactly as it was. Objects shared by handle (an open pipe) are not copied:
 //! they stay open and usable.
+//!
+//! Tasks outlive the input that created them and keep running between inputs, as in
+//! asyncio's REPL, except when that input is interrupted: Ctrl-C cancels everything the
+//! input started (see `sched`).
 
-use super::bridge::{Bridge, IdleWake, Job};
+use super::bridge::Bridge;
 use super::cancel::Cancel;
 use super::engine::{self, ShellEngine};
 use super::error::ScriptError;
 use super::limits::Limits;
+use super::sched::{self, Driver, Scheduler};
 use super::sink::Sink;
 use crate::net::config::StunConfig;
 use rhai::{AST, Dynamic, Scope};
+use std::cell::RefCell;
 use std::future::Future;
+use std::rc::Rc;
 use std::sync::Arc;
 use tokio::runtime::Handle;
 
@@ -39,20 +46,17 @@ pub struct Session {
     /// `fn __echo(v)`: computes what the REPL shows for a value.
     echo: AST,
     bridge: Arc<Bridge>,
+    sched: Rc<RefCell<Scheduler>>,
+    /// Inputs evaluated so far: the number of the current one while it runs.
+    line: u64,
 }
 
 impl Session {
     pub fn new(handle: Handle, cancel: Cancel, sink: Arc<dyn Sink>, opts: SessionOptions) -> Self {
-        let job_sink = sink.clone();
-        let bridge = Bridge::new(
-            handle,
-            cancel,
-            Arc::new(move |e| {
-                let err = ScriptError::from_eval(e);
-                job_sink.err(&format!("callback error: {}", err.render("<callback>", "")));
-            }),
-        );
+        let report = sink.clone();
+        let (bridge, jobs) = Bridge::new(handle, cancel, Arc::new(move |text| report.err(text)));
         let shell = engine::build(bridge.clone(), sink, opts);
+        let sched = Scheduler::new(bridge.clone(), jobs);
         let echo = shell
             .engine
             .compile("fn __echo(v) { repr(v) }")
@@ -63,6 +67,8 @@ impl Session {
             functions: AST::empty(),
             echo,
             bridge,
+            sched,
+            line: 0,
         }
     }
 
@@ -91,12 +97,22 @@ impl Session {
             .map_err(|e| ScriptError::from_parse(&e))?;
         let mut merged = self.functions.merge(&ast);
         let mut scope = self.scope.clone();
-        let _guard = self.bridge.handle().enter();
-        let value = self
+        self.line += 1;
+        // One runtime context for the whole evaluation, fibers included (see `sched`).
+        let _runtime = self.bridge.handle().enter();
+        let driver = Driver::install(&self.sched, self.line, &self.shell.engine);
+        let result = self
             .shell
             .engine
-            .eval_ast_with_scope::<Dynamic>(&mut scope, &merged)
-            .map_err(|e| ScriptError::from_eval(&e))?;
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &merged);
+        drop(driver);
+        let value = result.map_err(|e| {
+            let err = ScriptError::from_eval(&e);
+            if err.interrupted {
+                self.sched.borrow_mut().cancel_line(self.line);
+            }
+            err
+        })?;
         merged.clear_statements();
         self.functions = merged;
         self.scope = scope;
@@ -112,30 +128,18 @@ impl Session {
             .unwrap_or(fallback)
     }
 
-    /// Waits for `next` (the REPL's next line) while running callbacks that arrive.
+    /// Waits for `next` (the REPL's next line) while tasks and callbacks run.
     pub fn idle<T>(&mut self, next: impl Future<Output = T>) -> T {
-        let mut next = std::pin::pin!(next);
-        loop {
-            match self.bridge.idle(next.as_mut()) {
-                IdleWake::Input(v) => return v,
-                IdleWake::Job(job) => self.run_job(job),
-            }
-        }
+        // Callbacks that run meanwhile obey the limits set by the last input.
+        self.shell.apply_limits();
+        let _runtime = self.bridge.handle().enter();
+        let _driver = Driver::install(&self.sched, 0, &self.shell.engine);
+        sched::idle(&self.bridge, next)
     }
 
-    /// Runs a callback outside any evaluation (the REPL is idle).
-    pub fn run_job(&mut self, mut job: Job) {
-        if job.is_revoked() {
-            return;
-        }
-        self.bridge.cancel().reset();
-        self.shell.apply_limits();
-        let _guard = self.bridge.handle().enter();
-        let args = std::mem::take(&mut job.args);
-        let result = job
-            .callback
-            .call::<Dynamic>(&self.shell.engine, &self.functions, args);
-        self.bridge.finish_job(job, result);
+    /// Tasks and callback runs alive (running or waiting).
+    pub fn fibers(&self) -> usize {
+        self.sched.borrow().fibers()
     }
 
     /// Names the REPL can complete: variables, script functions, constants, builtins.

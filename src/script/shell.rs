@@ -25,13 +25,13 @@ const REPR: Help = Help::function(
 const YIELD_NOW: Help = Help::function(
     "shell",
     &["yield_now()"],
-    "Give the runtime one turn, like `await asyncio.sleep(0)`: pending callbacks run, then the script goes on.",
+    "Let every task and callback that can run go first, like `await asyncio.sleep(0)`; then the script goes on.",
     "yield_now()",
 );
 const SLEEP: Help = Help::function(
     "shell",
     &["sleep(secs)"],
-    "Wait secs seconds (int or float); Ctrl-C cancels it and callbacks keep running meanwhile.",
+    "Wait secs seconds (int or float); tasks and callbacks run meanwhile, Ctrl-C cancels it; sleep(0) is yield_now().",
     "sleep(0.5)",
 );
 
@@ -79,19 +79,25 @@ pub fn register(reg: &mut Registrar, sink: Arc<dyn Sink>, index: Arc<OnceLock<Ar
         sleep(&ctx, s)
     })
     .func("yield_now", &YIELD_NOW, |ctx: NativeCallContext| {
-        bridge::wait(&ctx, async {
-            tokio::task::yield_now().await;
-            Ok::<_, Box<EvalAltResult>>(())
-        })
+        yield_now(&ctx)
     });
 }
 
 fn sleep(ctx: &NativeCallContext, secs: Dynamic) -> Result<(), Box<EvalAltResult>> {
     let d = seconds(&secs, "sleep duration")?;
+    if d.is_zero() {
+        // asyncio's `sleep(0)`: exactly one turn for everything runnable.
+        return yield_now(ctx);
+    }
     bridge::wait(ctx, async move {
         tokio::time::sleep(d).await;
         Ok::<_, Box<EvalAltResult>>(())
     })
+}
+
+fn yield_now(ctx: &NativeCallContext) -> Result<(), Box<EvalAltResult>> {
+    super::sched::yield_now(&*bridge::bridge_of(ctx)?)
+        .map_err(|_| bridge::interrupted(ctx.call_position()))
 }
 
 fn suggest(index: &HelpIndex, name: &str) -> String {

@@ -2,11 +2,15 @@
 //! the script thread, at any time, including while the REPL waits for input.
 //!
 //! The timer lives on the runtime; when it fires it posts a [`Job`] and the script
-//! thread runs the closure. Cancelling both aborts the timer task and revokes jobs
-//! already queued, so a cancelled timer never runs its closure again.
+//! thread runs the closure on a fiber of its own, so a closure that awaits suspends
+//! without holding anything else up. A timer's runs never overlap: a tick that comes
+//! while the previous run is still going (`every(0.001, || sleep(0.5))`) is skipped, as
+//! tokio's `MissedTickBehavior::Skip` does. Cancelling both aborts the timer task and
+//! revokes jobs already queued, so a cancelled timer never runs its closure again.
 
 use super::args::seconds;
-use super::bridge::{self, Job};
+use super::bridge::{self, CallSite, Job, JobKind};
+use super::capture;
 use super::registry::{Help, Registrar};
 use rhai::{Dynamic, EvalAltResult, FnPtr, NativeCallContext};
 use std::sync::Arc;
@@ -46,11 +50,20 @@ fn schedule(
     let jobs = bridge.jobs();
     let revoked = Arc::new(AtomicBool::new(false));
     let flag = revoked.clone();
+    let (f, site) = (capture::detach(f), CallSite::of(ctx));
+    let running = Arc::new(AtomicBool::new(false));
     let handle = bridge.handle().spawn(async move {
         let post = |f: &FnPtr| {
+            if running.swap(true, Ordering::AcqRel) {
+                return true; // the previous run is still going: skip this tick
+            }
+            let done = running.clone();
             jobs.send(Job {
                 revoked: Some(flag.clone()),
-                ..Job::call(f.clone(), Vec::new())
+                kind: JobKind::Callback(Some(Box::new(move |_| {
+                    done.store(false, Ordering::Release)
+                }))),
+                ..Job::callback(f.clone(), Vec::new(), site.clone())
             })
             .is_ok()
         };
@@ -85,14 +98,8 @@ const CALL_LATER: Help = Help::function(
 const EVERY: Help = Help::function(
     "shell",
     &["every(secs, || ...)"],
-    "Run a closure every secs seconds until its timer is cancelled.",
+    "Run a closure every secs seconds until its timer is cancelled; a tick is skipped while the previous run still goes.",
     r#"let tick = every(2, || print("tick")); call_later(5, || tick.cancel());"#,
-);
-const CANCEL: Help = Help::method(
-    "shell",
-    &["timer.cancel()"],
-    "Stop a timer from call_later or every; safe to call twice.",
-    "let t = call_later(10, || print(1)); t.cancel();",
 );
 
 pub fn register(reg: &mut Registrar) {
@@ -116,7 +123,7 @@ pub fn register(reg: &mut Registrar) {
             schedule(&ctx, period, Some(period), f)
         },
     )
-    .func("cancel", &CANCEL, |t: &mut Timer| t.cancel());
+    .func("cancel", &super::task::CANCEL, |t: &mut Timer| t.cancel());
 }
 
 fn timer_text(t: &mut Timer) -> String {

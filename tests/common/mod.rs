@@ -80,3 +80,19 @@ impl<S> Shell<S> {
         self.session.eval_line(src).expect_err(src).message
     }
 }
+
+/// Raises this process's open-file soft limit to at least `want` (up to the hard limit):
+/// tests that hold a thousand sockets need more than the usual 1024.
+pub fn raise_fd_limit(want: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed in.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

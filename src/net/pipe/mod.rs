@@ -374,6 +374,12 @@ impl Pipe {
     }
 
     /// Whether two handles are the same pipe.
+    /// A number that tells this pipe from every other one alive (handles of one pipe
+    /// share it).
+    pub fn key(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
     pub fn same(&self, other: &Pipe) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }

@@ -4,8 +4,11 @@
 //! The pipe reports events on a channel (`Pipe::events`, see `net::pipe::events`; or the
 //! channel `Pipe::open_with_events` attached when callbacks come with `pipe_open`). The
 //! first callback added starts one forwarding task on the runtime that turns each event
-//! into a [`Job`] per matching callback; the script thread runs jobs whenever it waits (an
-//! `await`, `sleep`) or sits idle at the prompt. Like P2PD (inventory §5.2), a TCP server
+//! into a [`Job`] per matching callback; the script thread runs each on a fiber of its own
+//! whenever it waits (an `await`, `sleep`) or sits idle at the prompt. The calls for one
+//! connection run one after another, in the order of its events (a callback that awaits,
+//! say a `send` that waits for room, holds back that connection's next call, so echoes
+//! cannot overtake each other); different connections run side by side. Like P2PD (inventory §5.2), a TCP server
 //! and its accepted clients share one callback list, and every callback is called as
 //! `f(msg, client_tup, pipe)`: `pipe` is the pipe the event happened on (an accepted client
 //! for a TCP server, so `pipe.send(msg)` answers), `msg` is `()` for up and end events.
@@ -16,8 +19,9 @@
 //! Removing a callback revokes its calls already queued.
 
 use super::super::address::tup;
-use super::super::bridge::{self, Job};
+use super::super::bridge::{self, CallSite, Job, JobKind};
 use super::super::bytes::Bytes;
+use super::super::capture;
 use super::ScriptPipe;
 use crate::net::pipe::{PipeEvent, Proto};
 use rhai::{Dynamic, EvalAltResult, FnPtr, NativeCallContext};
@@ -39,6 +43,8 @@ struct Entry {
     kind: Kind,
     f: FnPtr,
     revoked: Arc<AtomicBool>,
+    /// Where it was added: a closure is found through the functions visible there.
+    site: Arc<CallSite>,
 }
 
 /// The callback lists of one pipe (or of a TCP server and its clients).
@@ -71,11 +77,11 @@ impl Callbacks {
     }
 
     /// Calls for one event: the callbacks of its kind, each with its revocation flag.
-    fn matching(&self, kind: Kind) -> Vec<(FnPtr, Arc<AtomicBool>)> {
+    fn matching(&self, kind: Kind) -> Vec<(FnPtr, Arc<AtomicBool>, Arc<CallSite>)> {
         self.lock()
             .iter()
             .filter(|e| e.kind == kind)
-            .map(|e| (e.f.clone(), e.revoked.clone()))
+            .map(|e| (e.f.clone(), e.revoked.clone(), e.site.clone()))
             .collect()
     }
 
@@ -115,16 +121,15 @@ pub fn install(
 ) -> Result<(), Box<EvalAltResult>> {
     let bridge = bridge::bridge_of(ctx)?;
     let cbs = pipe.callbacks();
+    let site = CallSite::of(ctx);
     cbs.lock().extend(given.into_iter().map(|(kind, f)| Entry {
         kind,
-        f,
+        f: capture::detach(f),
         revoked: Arc::new(AtomicBool::new(false)),
+        site: site.clone(),
     }));
     if !cbs.forwarding.swap(true, Ordering::SeqCst) {
-        let events = {
-            let _guard = bridge.handle().enter();
-            events()
-        };
+        let events = events();
         let template = pipe.template();
         bridge
             .handle()
@@ -155,8 +160,9 @@ async fn forward(
             }
         };
         let may_drop = kind == Kind::Msg && pipe.proto() == Proto::Udp;
+        let serial = pipe.key();
         let script_pipe = Dynamic::from(template.wrap(pipe));
-        for (f, revoked) in cbs.matching(kind) {
+        for (f, revoked, site) in cbs.matching(kind) {
             let permit = if may_drop {
                 match cbs.pending.clone().try_acquire_owned() {
                     Ok(p) => p,
@@ -176,8 +182,9 @@ async fn forward(
             let job = Job {
                 revoked: Some(revoked),
                 // The permit goes back when the call is done, or when a revoked job is dropped.
-                on_done: Some(Box::new(move |_| drop(permit))),
-                ..Job::call(f, call_args)
+                kind: JobKind::Callback(Some(Box::new(move |_| drop(permit)))),
+                serial: Some(serial),
+                ..Job::callback(f, call_args, site)
             };
             if jobs.send(job).is_err() {
                 return;

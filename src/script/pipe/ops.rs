@@ -17,8 +17,6 @@ use super::ScriptPipe;
 use super::args::{self, SubKey, pipe_error};
 use super::callbacks::{self, Kind};
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, NativeCallContext};
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
@@ -27,30 +25,6 @@ type Res<T> = Result<T, Box<EvalAltResult>>;
 const RECV_TIMEOUT: Duration = Duration::from_secs(2);
 /// "No limit" for `await server` and `accept()`: Ctrl-C is the way out.
 pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// Awaits `fut` like `bridge::wait`, but first polls it once on this thread: a send with
-/// room in the socket then returns without the bridge's blocking machinery (entering `block_on`, arming the Ctrl-C and job wake-ups),
-/// which costs as much as the operation itself. Only a future that must really wait goes
-/// to the bridge, so waits stay cancellable and callbacks keep running meanwhile.
-fn now_or_wait<T, E>(ctx: &NativeCallContext, fut: impl Future<Output = Result<T, E>>) -> Res<T>
-where
-    E: Into<Box<EvalAltResult>>,
-{
-    let bridge = bridge::bridge_of(ctx)?;
-    if bridge.cancel().is_tripped() {
-        return bridge::wait(ctx, fut);
-    }
-    let mut fut = pin!(fut);
-    let polled = {
-        // Timers and sockets built by the first poll need the runtime.
-        let _runtime = bridge.handle().enter();
-        fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
-    };
-    match polled {
-        Poll::Ready(result) => result.map_err(Into::into),
-        Poll::Pending => bridge::wait(ctx, fut),
-    }
-}
 
 fn subscribe(p: &ScriptPipe, key: SubKey) -> Res<Array> {
     p.pipe
@@ -91,8 +65,8 @@ fn recv(
                 ),
             )
         })?;
-    // What is there already is taken without the bridge (see `now_or_wait`).
-    let got = now_or_wait(ctx, async {
+    // What is there already is taken at once: `wait` polls before it suspends.
+    let got = bridge::wait(ctx, async {
         p.pipe.recv(id, timeout).await.map_err(pipe_error)
     })?;
     Ok(match got {
@@ -121,7 +95,7 @@ fn send(ctx: &NativeCallContext, p: &ScriptPipe, data: &Dynamic, to: Option<&Dyn
             converted.as_slice()
         }
     };
-    now_or_wait(ctx, async {
+    bridge::wait(ctx, async {
         match to {
             Some(peer) => p.pipe.send_to(data, peer).await,
             None => p.pipe.send(data).await,
