@@ -33,17 +33,6 @@ use p2pd::net::stun::StunServer;
 use serde_json::{Value, json};
 
 const PREFIX: &str = "p2pdb-";
-const VARIANTS: [&str; 9] = [
-    "none",
-    "firewall",
-    "full-cone",
-    "restricted",
-    "port-restricted",
-    "symmetric-random",
-    "symmetric-sequential",
-    "addr-dependent",
-    "masquerade",
-];
 
 /// Child: the lab's STUN server, for at most ten minutes.
 fn serve() {
@@ -182,17 +171,20 @@ fn main() {
                 path.push(it.next().cloned().unwrap_or_default());
             }
             "--internet" => internet = true,
-            v => match VARIANTS.iter().find(|k| **k == v) {
+            v => match expected::variants("4").into_iter().find(|k| *k == v) {
                 Some(k) => variants.push(k),
                 None => {
-                    eprintln!("unknown argument or variant {v:?}; variants: {VARIANTS:?}");
+                    eprintln!(
+                        "unknown argument or variant {v:?}; variants: {:?}",
+                        expected::variants("4")
+                    );
                     std::process::exit(2);
                 }
             },
         }
     }
     if variants.is_empty() {
-        variants = VARIANTS.to_vec();
+        variants = expected::variants("4");
     }
     let exe = std::env::current_exe().expect("own path");
     let exe = exe.to_string_lossy().into_owned();

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::expected::{Expect, expect};
+use common::expected::{Expect, expect, variants};
 use common::natlab::{Lab, LabLock, unavailable};
 use common::netns::{cannot_run, run};
 use serde_json::Value;
@@ -222,34 +222,12 @@ fn every_variant(family: &str, variants: &[&str]) {
 
 #[test]
 fn small_internet_ipv4_every_variant() {
-    every_variant(
-        "IP4",
-        &[
-            "none",
-            "firewall",
-            "full-cone",
-            "restricted",
-            "port-restricted",
-            "symmetric-random",
-            "symmetric-sequential",
-            "addr-dependent",
-            "masquerade",
-        ],
-    );
+    every_variant("IP4", &variants("4"));
 }
 
 #[test]
 fn small_internet_ipv6_every_variant() {
-    every_variant(
-        "IP6",
-        &[
-            "v6-none",
-            "v6-firewall",
-            "v6-firewall-eif",
-            "v6-nat66",
-            "v6-nptv6",
-        ],
-    );
+    every_variant("IP6", &variants("6"));
 }
 
 /// A small honest sample of the slow and lossy targets (the sweep is benches/nat.sh

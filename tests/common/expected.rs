@@ -69,6 +69,15 @@ pub const EXPECTED: [Expect; 14] = [
              preserving: true },
 ];
 
+/// The variants of one family: "4" (the IPv4 ones) or "6" (the `v6-` ones).
+pub fn variants(family: &str) -> Vec<&'static str> {
+    EXPECTED
+        .iter()
+        .map(|e| e.variant)
+        .filter(|v| v.starts_with("v6-") == (family == "6"))
+        .collect()
+}
+
 /// The expectation for `variant`.
 pub fn expect(variant: &str) -> &'static Expect {
     EXPECTED

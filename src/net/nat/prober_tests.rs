@@ -64,82 +64,20 @@ struct Want {
     allocation: Option<Allocation>,
 }
 
+#[rustfmt::skip]
 fn want(variant: &str) -> Want {
     use Allocation::*;
     use NatType::*;
     let (nat, delta, mapping, filtering, hairpin, allocation) = match variant {
-        "none" => (
-            OpenInternet,
-            Delta::Equal,
-            None,
-            Some(F::EndpointIndependent),
-            None,
-            None,
-        ),
-        "firewall" => (
-            SymmetricUdpFirewall,
-            Delta::Equal,
-            None,
-            Some(F::AddressAndPortDependent),
-            None,
-            None,
-        ),
-        "full-cone" => (
-            FullCone,
-            Delta::Random,
-            Some(M::EndpointIndependent),
-            Some(F::EndpointIndependent),
-            Some(true),
-            Some(Random),
-        ),
-        "restricted" => (
-            RestrictNat,
-            Delta::Random,
-            Some(M::EndpointIndependent),
-            Some(F::AddressDependent),
-            Some(true),
-            Some(Random),
-        ),
-        "port-restricted" => (
-            RestrictPortNat,
-            Delta::Random,
-            Some(M::EndpointIndependent),
-            Some(F::AddressAndPortDependent),
-            Some(true),
-            Some(Random),
-        ),
-        "symmetric-random" => (
-            SymmetricNat,
-            Delta::Random,
-            Some(M::AddressAndPortDependent),
-            Some(F::AddressAndPortDependent),
-            Some(true),
-            Some(Random),
-        ),
-        "symmetric-sequential" => (
-            SymmetricNat,
-            Delta::Independent(1),
-            Some(M::AddressAndPortDependent),
-            Some(F::AddressAndPortDependent),
-            Some(true),
-            Some(Sequential),
-        ),
-        "addr-dependent" => (
-            SymmetricNat,
-            Delta::Random,
-            Some(M::AddressDependent),
-            Some(F::AddressDependent),
-            Some(true),
-            Some(Random),
-        ),
-        "masquerade" => (
-            RestrictPortNat,
-            Delta::Equal,
-            Some(M::EndpointIndependent),
-            Some(F::AddressAndPortDependent),
-            Some(false),
-            Some(Preserving),
-        ),
+        "none" => (OpenInternet, Delta::Equal, None, Some(F::EndpointIndependent), None, None),
+        "firewall" => (SymmetricUdpFirewall, Delta::Equal, None, Some(F::AddressAndPortDependent), None, None),
+        "full-cone" => (FullCone, Delta::Random, Some(M::EndpointIndependent), Some(F::EndpointIndependent), Some(true), Some(Random)),
+        "restricted" => (RestrictNat, Delta::Random, Some(M::EndpointIndependent), Some(F::AddressDependent), Some(true), Some(Random)),
+        "port-restricted" => (RestrictPortNat, Delta::Random, Some(M::EndpointIndependent), Some(F::AddressAndPortDependent), Some(true), Some(Random)),
+        "symmetric-random" => (SymmetricNat, Delta::Random, Some(M::AddressAndPortDependent), Some(F::AddressAndPortDependent), Some(true), Some(Random)),
+        "symmetric-sequential" => (SymmetricNat, Delta::Independent(1), Some(M::AddressAndPortDependent), Some(F::AddressAndPortDependent), Some(true), Some(Sequential)),
+        "addr-dependent" => (SymmetricNat, Delta::Random, Some(M::AddressDependent), Some(F::AddressDependent), Some(true), Some(Random)),
+        "masquerade" => (RestrictPortNat, Delta::Equal, Some(M::EndpointIndependent), Some(F::AddressAndPortDependent), Some(false), Some(Preserving)),
         other => panic!("unknown variant {other}"),
     };
     Want {
