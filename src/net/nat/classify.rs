@@ -142,20 +142,22 @@ fn refused(s: &ServerObs) -> Option<u16> {
 pub fn filtering(obs: &Observations, caps: &[Capability]) -> Option<(FilteringBehaviour, usize)> {
     let believed = |i: &usize| matches!(caps[*i], Capability::Verified | Capability::Trusted);
     let indices = || (0..obs.servers.len()).filter(believed);
-    if let Some(i) = indices().find(|&i| obs.servers[i].change_both.heard().is_some()) {
+    // A change reply opens a filter only when both filtering sockets heard it (see
+    // `ProbeKind::ConfirmIpPort`); while the second is pending nothing is decided.
+    if let Some(i) = indices().find(|&i| obs.servers[i].filter_both().heard().is_some()) {
         return Some((FilteringBehaviour::EndpointIndependent, i));
     }
     // Address-dependent once test II can no longer be heard on that server.
     if let Some(i) = indices().find(|&i| {
         let s = &obs.servers[i];
-        s.change_port.heard().is_some() && s.change_both.is_final()
+        s.filter_port().heard().is_some() && s.filter_both().is_final()
     }) {
         return Some((FilteringBehaviour::AddressDependent, i));
     }
     // Prefer verified servers for a verdict from silence.
     let silent = |i: &usize| {
         let s = &obs.servers[*i];
-        s.change_both == Outcome::Silent && s.change_port == Outcome::Silent
+        s.filter_both() == Outcome::Silent && s.filter_port() == Outcome::Silent
     };
     indices()
         .filter(silent)
@@ -167,12 +169,18 @@ pub fn filtering(obs: &Observations, caps: &[Capability]) -> Option<(FilteringBe
 /// sent, `Some(false)` when a server shown to honour RESPONSE-PORT could not reach it.
 pub fn open_path(obs: &Observations) -> Option<bool> {
     let servers = &obs.servers;
-    if servers.iter().any(|s| s.open_path.heard().is_some()) {
+    // Both never-sending sockets must have been reached: stale NAT state can let a reply
+    // through to one reused port, not to two.
+    let reached = |f: fn(&ServerObs) -> Outcome| servers.iter().any(|s| f(s).heard().is_some());
+    if reached(|s| s.open_path) && reached(|s| s.open_path2) {
         return Some(true);
     }
     servers
         .iter()
-        .any(|s| s.open_check.heard().is_some() && s.open_path == Outcome::Silent)
+        .any(|s| {
+            s.open_check.heard().is_some()
+                && (s.open_path == Outcome::Silent || s.open_path2 == Outcome::Silent)
+        })
         .then_some(false)
 }
 

@@ -81,6 +81,8 @@ fn behind_an_eim_nat_filtering_decides_the_type() {
     for (both, port, want) in cases {
         let mut s = server(P, Some(ALT), [EXT; 4]);
         (s.change_both, s.change_port) = (both, port);
+        // The second filtering socket saw the same.
+        (s.confirm_both, s.confirm_port) = (both, port);
         s.verify_both = heard(EXT, ALT);
         let r = classify(&obs("10.77.0.10", vec![s]));
         assert_eq!(r.nat_type(), want, "{r}");
@@ -88,6 +90,27 @@ fn behind_an_eim_nat_filtering_decides_the_type() {
         assert!(r.assumed.is_empty(), "{r}");
         assert_eq!(r.stun[0].kind, ServerKind::Changes);
     }
+}
+
+#[test]
+fn a_change_reply_counts_only_when_a_second_socket_hears_it_too() {
+    // F heard test II, perhaps through a filter entry an earlier run left for its port;
+    // a fresh second socket hears only test III: address-dependent, not endpoint-
+    // independent.
+    let mut s = server(P, Some(ALT), [EXT; 4]);
+    (s.change_both, s.change_port) = (heard(EXT, ALT), heard(EXT, "203.0.113.1:3479"));
+    (s.confirm_both, s.confirm_port) = (Outcome::Silent, heard(EXT, "203.0.113.1:3479"));
+    let r = classify(&obs("10.77.0.10", vec![s.clone()]));
+    assert_eq!(r.filtering, Some(FilteringBehaviour::AddressDependent));
+    assert_eq!(r.nat_type(), NatType::RestrictNat);
+    // Still waiting for the second socket: nothing decided yet.
+    s.confirm_both = Outcome::Pending;
+    let caps = [capability(
+        &s,
+        mapping::Evidence::Known(MappingBehaviour::EndpointIndependent),
+        Some(true),
+    )];
+    assert_eq!(filtering(&obs("10.77.0.10", vec![s]), &caps), None);
 }
 
 #[test]
@@ -156,12 +179,21 @@ fn without_a_nat_open_internet_needs_evidence() {
     assert_eq!(r.nat_type(), NatType::SymmetricUdpFirewall);
     assert_eq!(r.assumed, vec![Assumed::Filtering]);
     assert_eq!(r.delta(), Delta::Equal);
-    // A RESPONSE-PORT reply reached a socket that never sent: open.
+    // RESPONSE-PORT replies reached both sockets that never sent: open.
     let mut s = plain();
     s.open_path = heard(local, P);
+    s.open_path2 = heard(local, P);
     let r = classify(&obs("198.51.100.10", vec![s]));
     assert_eq!(r.nat_type(), NatType::OpenInternet);
     assert_eq!(r.filtering, Some(FilteringBehaviour::EndpointIndependent));
+    // Only one of them: a port an earlier run left open in a firewall, not an open path.
+    let mut s = plain();
+    s.open_path = heard(local, P);
+    s.open_path2 = Outcome::Silent;
+    s.open_check = heard(local, P);
+    let r = classify(&obs("198.51.100.10", vec![s]));
+    assert_eq!(r.nat_type(), NatType::SymmetricUdpFirewall);
+    assert_eq!(r.open_path, Some(false));
     // The server honours RESPONSE-PORT (the check reached F) but the unused socket heard
     // nothing: a firewall, known, not assumed.
     let mut s = plain();
@@ -177,6 +209,7 @@ fn without_a_nat_open_internet_needs_evidence() {
 fn ipv4_mapped_addresses_are_the_ipv4_they_are() {
     let mut s = server(P, None, ["[::ffff:198.51.100.10]:40000"; 4]);
     s.open_path = heard("[::ffff:198.51.100.10]:40000", P);
+    s.open_path2 = heard("[::ffff:198.51.100.10]:40000", P);
     let r = classify(&obs("198.51.100.10", vec![s]));
     assert_eq!(r.nat_type(), NatType::OpenInternet, "{r}");
 }

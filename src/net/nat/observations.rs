@@ -187,6 +187,13 @@ pub enum ProbeKind {
     OpenPath,
     /// RESPONSE-PORT aimed at F.
     OpenCheck,
+    /// RESPONSE-PORT aimed at a second socket that never sent (confirms `OpenPath`).
+    OpenPath2,
+    /// Tests II and III again from a second filtering socket, once F heard a change
+    /// reply: stale NAT state from an earlier run can open one socket's filter, never
+    /// two new ones at once.
+    ConfirmIpPort,
+    ConfirmPort,
 }
 
 impl ProbeKind {
@@ -204,6 +211,9 @@ impl ProbeKind {
             ProbeKind::VerifyPort => "verify change port",
             ProbeKind::OpenPath => "open path",
             ProbeKind::OpenCheck => "response-port check",
+            ProbeKind::OpenPath2 => "open path (second socket)",
+            ProbeKind::ConfirmIpPort => "change ip+port (second socket)",
+            ProbeKind::ConfirmPort => "change port (second socket)",
         }
     }
 }
@@ -239,6 +249,11 @@ pub struct ServerObs {
     /// the path is open) and at F (reply heard there: RESPONSE-PORT works).
     pub open_path: Outcome,
     pub open_check: Outcome,
+    /// The open-path test aimed at a second socket that never sent.
+    pub open_path2: Outcome,
+    /// Tests II and III from a second filtering socket, sent once F heard a change reply.
+    pub confirm_both: Outcome,
+    pub confirm_port: Outcome,
     /// Given up because faster servers had answered and this one had not.
     pub cut: bool,
 }
@@ -262,8 +277,32 @@ impl ServerObs {
             verify_port: Outcome::NotSent,
             open_path: Outcome::NotSent,
             open_check: Outcome::NotSent,
+            open_path2: Outcome::NotSent,
+            confirm_both: Outcome::NotSent,
+            confirm_port: Outcome::NotSent,
             cut: false,
         }
+    }
+
+    /// Test II as the two filtering sockets saw it together: heard only if both heard it
+    /// (when the second was asked), silent or unsettled if either was.
+    pub fn both_sockets(first: Outcome, second: Outcome) -> Outcome {
+        match (first, second) {
+            (o, Outcome::NotSent) => o,
+            (Outcome::Heard(r), Outcome::Heard(_)) => Outcome::Heard(r),
+            (Outcome::Heard(_), other) => other,
+            (o, _) => o,
+        }
+    }
+
+    /// Test II, confirmed by the second filtering socket when it ran.
+    pub fn filter_both(&self) -> Outcome {
+        Self::both_sockets(self.change_both, self.confirm_both)
+    }
+
+    /// Test III, confirmed likewise.
+    pub fn filter_port(&self) -> Outcome {
+        Self::both_sockets(self.change_port, self.confirm_port)
     }
 
     /// The alternate, if claimed and plausible.
@@ -309,6 +348,9 @@ impl ServerObs {
             (ProbeKind::VerifyPort, p, self.verify_port),
             (ProbeKind::OpenPath, p, self.open_path),
             (ProbeKind::OpenCheck, p, self.open_check),
+            (ProbeKind::OpenPath2, p, self.open_path2),
+            (ProbeKind::ConfirmIpPort, p, self.confirm_both),
+            (ProbeKind::ConfirmPort, p, self.confirm_port),
         ]
     }
 

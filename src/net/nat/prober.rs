@@ -113,6 +113,8 @@ pub struct Transmit {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Filter(usize),
+    /// The second filtering socket of a server, once its first heard a change reply.
+    Confirm,
     Mapping,
     Hairpin,
     OpenPath,
@@ -192,6 +194,7 @@ struct Server {
     first_answer: Option<Instant>,
     alternates_started: bool,
     open_started: bool,
+    confirm_started: bool,
     cut: bool,
 }
 
@@ -207,7 +210,8 @@ pub struct Prober {
     servers: Vec<Server>,
     mapping: SocketId,
     hairpin_started: bool,
-    open_path: Option<SocketId>,
+    /// The two sockets that never send, for the open-path test.
+    open_path: Option<(SocketId, SocketId)>,
     /// The first answer of the run: when, and from which server.
     first: Option<(Instant, usize)>,
     delta_started: bool,
@@ -246,6 +250,7 @@ impl Prober {
                 first_answer: None,
                 alternates_started: false,
                 open_started: false,
+                confirm_started: false,
                 cut: false,
             });
             p.filter_tests(i, filter);
@@ -848,6 +853,35 @@ impl Prober {
             );
             self.start_new_tests(now, m);
         }
+        // A change reply heard on F is heard again from a second socket before it counts.
+        for i in 0..self.servers.len() {
+            let heard = self.tests.iter().any(|t| {
+                matches!(
+                    t.slot,
+                    Slot::Server(s, ProbeKind::ChangeIpPort | ProbeKind::ChangePort) if s == i
+                ) && t.outcome.heard().is_some()
+            });
+            if !heard || self.servers[i].confirm_started {
+                continue;
+            }
+            self.servers[i].confirm_started = true;
+            let dest = self.servers[i].target.addr;
+            let f2 = self.add_socket(Role::Confirm, 0);
+            self.add_test(
+                Slot::Server(i, ProbeKind::ConfirmIpPort),
+                f2,
+                dest,
+                Expect::OtherIpAndPort,
+                RequestOptions::change(ChangeRequest::BOTH),
+            );
+            self.add_test(
+                Slot::Server(i, ProbeKind::ConfirmPort),
+                f2,
+                dest,
+                Expect::OtherPort,
+                RequestOptions::change(ChangeRequest::PORT),
+            );
+        }
         // The delta lookups, against the first server that answered.
         if let (false, Some((_, first))) = (self.delta_started, self.first) {
             self.delta_started = true;
@@ -898,7 +932,9 @@ impl Prober {
         }
         if !behind_nat {
             if self.open_path.is_none() {
-                self.open_path = Some(self.add_socket(Role::OpenPath, 0));
+                let q1 = self.add_socket(Role::OpenPath, 0);
+                let q2 = self.add_socket(Role::OpenPath, 0);
+                self.open_path = Some((q1, q2));
             }
             self.start_open_tests(now);
         }
@@ -915,7 +951,10 @@ impl Prober {
 
     /// RESPONSE-PORT tests for every server that has answered, once the sockets exist.
     fn start_open_tests(&mut self, now: Instant) {
-        let Some(q) = self.open_path.and_then(|q| self.bound(q).map(|a| (q, a))) else {
+        let Some((q1, q2)) = self.open_path else {
+            return;
+        };
+        let (Some(a1), Some(a2)) = (self.bound(q1), self.bound(q2)) else {
             return;
         };
         for i in 0..self.servers.len() {
@@ -930,7 +969,8 @@ impl Prober {
             self.servers[i].open_started = true;
             let m = self.mapping;
             for (kind, target, port) in [
-                (ProbeKind::OpenPath, q.0, q.1.port()),
+                (ProbeKind::OpenPath, q1, a1.port()),
+                (ProbeKind::OpenPath2, q2, a2.port()),
                 (ProbeKind::OpenCheck, f, f_addr.port()),
             ] {
                 let request = RequestOptions {
@@ -1077,7 +1117,7 @@ impl Prober {
             || (!caps.iter().zip(&obs.servers).any(|(c, s)| {
                 matches!(c, Capability::Pending)
                     || (matches!(c, Capability::Verified | Capability::Trusted)
-                        && !(s.change_both.is_final() && s.change_port.is_final()))
+                        && !(s.filter_both().is_final() && s.filter_port().is_final()))
             }) && !waiting_for_first(&|c| c != Claim::Plain));
         // Mapping: a verdict with no test pending of the servers that answered.
         let mapping_settled = match nat {
@@ -1105,11 +1145,14 @@ impl Prober {
             .hairpin
             .is_none_or(|h| matches!(h.outcome, Outcome::Heard(_)))
             || kinds_final(&|t| matches!(t.slot, Slot::Hairpin(_)));
-        let open_settled = obs.servers.iter().any(|s| s.open_path.heard().is_some())
+        let open_settled = classify::open_path(&obs) == Some(true)
             || kinds_final(&|t| {
                 matches!(
                     t.slot,
-                    Slot::Server(_, ProbeKind::OpenPath | ProbeKind::OpenCheck)
+                    Slot::Server(
+                        _,
+                        ProbeKind::OpenPath | ProbeKind::OpenPath2 | ProbeKind::OpenCheck
+                    )
                 )
             });
         filtering_settled && mapping_settled && delta_settled && hairpin_settled && open_settled
@@ -1136,6 +1179,9 @@ impl Test {
                         | ProbeKind::VerifyIpPort
                         | ProbeKind::VerifyPort
                         | ProbeKind::OpenPath
+                        | ProbeKind::OpenPath2
+                        | ProbeKind::ConfirmIpPort
+                        | ProbeKind::ConfirmPort
                 )
         )
     }
@@ -1177,6 +1223,9 @@ fn server_field(s: &mut ServerObs, kind: ProbeKind) -> &mut Outcome {
         ProbeKind::VerifyPort => &mut s.verify_port,
         ProbeKind::OpenPath => &mut s.open_path,
         ProbeKind::OpenCheck => &mut s.open_check,
+        ProbeKind::OpenPath2 => &mut s.open_path2,
+        ProbeKind::ConfirmIpPort => &mut s.confirm_both,
+        ProbeKind::ConfirmPort => &mut s.confirm_port,
     }
 }
 
