@@ -90,3 +90,51 @@ fn bad_nat_inputs_are_clear_errors() {
     // The session is intact after the errors.
     assert_eq!(s.echo("i.load_nat().type"), "1");
 }
+
+#[test]
+fn stun_probe_tells_what_a_server_really_does() {
+    let mut s = with_local_server();
+    // The built-in RFC 5780 server: its change reply proves it changes address.
+    s.echo("let p = await stun_probe(srv.primary);");
+    assert_eq!(s.echo("p.changes_address"), "true");
+    assert_eq!(s.echo("p.other_address != ()"), "true");
+    assert_eq!(s.echo("p.mapped != () && p.rtt > 0.0"), "true");
+    assert!(s.echo("p.software").contains("p2pd-repl"));
+    // A plain one (no alternate) refuses CHANGE-REQUEST: it does not change address.
+    s.echo(r#"let plain = stun_server("127.0.0.3:0"); let q = await stun_probe(plain.primary);"#);
+    assert_eq!(s.echo("q.changes_address"), "false");
+    assert_eq!(s.echo("q.other_address"), "");
+    assert!(
+        s.echo("q.verdict").contains("plain"),
+        "{}",
+        s.echo("q.verdict")
+    );
+    // Nothing listening: an error naming the server, the session intact.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let err = s.error(&format!(r#"stun_probe("{addr}")"#));
+    assert!(
+        err.contains(&addr.to_string()) && err.contains("no reply"),
+        "{err}"
+    );
+    assert!(
+        s.error(r#"stun_probe("no port:x")"#)
+            .contains("stun_probe's server")
+    );
+    assert_eq!(s.echo("p.changes_address"), "true");
+}
+
+#[test]
+fn nothing_to_ask_is_not_tested_and_said_why() {
+    let mut s = shell();
+    // Only an IPv6 server for an IPv4 probe: nothing is sent.
+    s.echo(r#"stun_servers(["[::1]:3478"]);"#);
+    s.echo(r#"let r = await Interface("lo").load_nat(#{family: IP4});"#);
+    let text = s.echo("r.to_string()");
+    assert!(
+        text.contains("Not tested: no STUN server could be asked"),
+        "{text}"
+    );
+    assert_eq!(s.echo("r.type == ()"), "true");
+    assert_eq!(s.echo("r.tested"), "false");
+}

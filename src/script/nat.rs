@@ -114,15 +114,18 @@ fn register_report(reg: &mut Registrar) {
         .register_fn("to_map", |r: &mut NatReport| json_to_dynamic(&r.to_json()))
         // P2PD's dict fields, so `i.nat.type` reads the same before and after this
         // object replaced the dict.
-        .register_get("type", |r: &mut NatReport| r.nat_type().code() as rhai::INT)
+        // P2PD's fields are `()` when nothing was tested: there is no type to give.
+        .register_get("type", |r: &mut NatReport| {
+            if_tested(r, |r| Dynamic::from(r.nat_type().code() as rhai::INT))
+        })
         .register_get("nat_info", |r: &mut NatReport| {
-            r.nat_type().info().to_string()
+            if_tested(r, |r| r.nat_type().info().into())
         })
         .register_get("delta", |r: &mut NatReport| {
-            json_to_dynamic(&r.delta().to_p2pd_json())
+            if_tested(r, |r| json_to_dynamic(&r.delta().to_p2pd_json()))
         })
         .register_get("delta_info", |r: &mut NatReport| {
-            r.delta().info().to_string()
+            if_tested(r, |r| r.delta().info().into())
         })
         .register_get("range", |r: &mut NatReport| {
             let range = r.nat.range();
@@ -131,10 +134,25 @@ fn register_report(reg: &mut Registrar) {
                 Dynamic::from(range.stop as rhai::INT),
             ]
         })
-        .register_get("is_open", |r: &mut NatReport| r.nat.is_open())
-        .register_get("can_predict", |r: &mut NatReport| r.nat.can_predict())
-        .register_get("is_hard", |r: &mut NatReport| r.nat.is_hard())
-        .register_get("is_concurrent", |r: &mut NatReport| r.nat.is_concurrent())
+        .register_get("is_open", |r: &mut NatReport| {
+            if_tested(r, |r| r.nat.is_open().into())
+        })
+        .register_get("can_predict", |r: &mut NatReport| {
+            if_tested(r, |r| r.nat.can_predict().into())
+        })
+        .register_get("is_hard", |r: &mut NatReport| {
+            if_tested(r, |r| r.nat.is_hard().into())
+        })
+        .register_get("is_concurrent", |r: &mut NatReport| {
+            if_tested(r, |r| r.nat.is_concurrent().into())
+        })
+        .register_get("tested", |r: &mut NatReport| r.tested())
+        .register_get("assumed", |r: &mut NatReport| {
+            r.assumed
+                .iter()
+                .map(|a| Dynamic::from(a.name()))
+                .collect::<rhai::Array>()
+        })
         .register_get("mapping", |r: &mut NatReport| text_or_unit(r.mapping))
         .register_get("filtering", |r: &mut NatReport| text_or_unit(r.filtering))
         .register_get("allocation", |r: &mut NatReport| text_or_unit(r.allocation))
@@ -150,6 +168,11 @@ fn register_report(reg: &mut Registrar) {
                 .collect::<rhai::Array>()
         })
         .register_get("elapsed", |r: &mut NatReport| r.elapsed.as_secs_f64());
+}
+
+/// `f(r)`, or `()` for a report that tested nothing.
+fn if_tested(r: &NatReport, f: impl FnOnce(&NatReport) -> Dynamic) -> Dynamic {
+    if r.tested() { f(r) } else { Dynamic::UNIT }
 }
 
 fn text_or_unit<T: std::fmt::Display>(v: Option<T>) -> Dynamic {

@@ -63,7 +63,8 @@ pub async fn mapping_lifetime(
             let x = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await.ok()?;
             let reply = stun::binding(&x, server, RequestOptions::binding(), rto, window * 4)
                 .await
-                .ok()?;
+                .ok()
+                .filter(|r| super::observations::usable_mapped(local_ip, r.mapped))?;
             Some((i, idle, x, reply.mapped.port(), Instant::now()))
         });
     }

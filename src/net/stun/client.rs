@@ -26,7 +26,10 @@ pub enum Error {
     },
     /// No accepted reply before the deadline. Check the server address, firewalls, and (for
     /// change requests) that the server really has an alternate address.
-    #[error("no STUN reply from {server} after {transmits} transmission(s) in {elapsed:?}")]
+    #[error(
+        "no STUN reply from {server} after {transmits} transmission(s) in {:.2} s",
+        .elapsed.as_secs_f64()
+    )]
     Timeout {
         server: SocketAddr,
         transmits: u32,
