@@ -309,6 +309,10 @@ async fn run(local_ip: IpAddr, targets: &[Target], opts: NatOptions) -> NatRepor
         }
         prober.handle_timeout(Instant::now());
     }
+    // Replies already read but not yet handed over still count (as answered copies).
+    while let Ok(a) = rx.try_recv() {
+        prober.handle_datagram(a.at, a.socket, a.from, &a.bytes);
+    }
     readers.abort_all();
     classify(&prober.observations(Instant::now()))
 }

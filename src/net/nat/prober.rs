@@ -489,9 +489,7 @@ impl Prober {
         from: SocketAddr,
         bytes: &[u8],
     ) {
-        if self.done {
-            return;
-        }
+        // Also after the end: a late reply still says its copy was not lost.
         self.take_datagram(now, socket, from, bytes);
     }
 
@@ -721,19 +719,9 @@ impl Prober {
             // A copy counts once it is due back, answered or not: counting answers at
             // once and losses only later would make every early estimate too kind.
             let due = rtt.max + SilenceRule::jitter(rtt.max);
-            // Once a test is answered, an unanswered copy sent after the answered one may
-            // still be on its way back when the run ends: it says nothing about loss.
-            let answered_from = match t.outcome {
-                Outcome::Heard(_) | Outcome::Strayed(_) => {
-                    t.copies.iter().find(|c| c.answered).map(|c| c.sent)
-                }
-                _ => None,
-            };
             for c in t.copies.iter().filter(|c| c.sent + due <= now) {
-                if c.answered {
-                    count.expired += 1;
-                } else if answered_from.is_none_or(|first| c.sent < first) {
-                    count.expired += 1;
+                count.expired += 1;
+                if !c.answered {
                     count.lost += 1;
                 }
             }
