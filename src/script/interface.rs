@@ -14,6 +14,7 @@ use super::bridge;
 use super::engine::BindContext;
 use super::error::{error, type_name};
 use super::registry::{Help, Registrar};
+use super::world::{LOOPBACK_INTERFACE, World};
 use crate::net::config::StunConfig;
 use crate::net::interface::{self, Interface, NetIfaces};
 use crate::net::ip_range::Family;
@@ -126,7 +127,12 @@ fn interface_from(v: &Dynamic) -> Result<Interface, Box<EvalAltResult>> {
 }
 
 /// The interface for `Interface(...)`: a name or a family number; neither is the default.
-fn pick(name: Option<&str>, af: Option<INT>) -> Result<Interface, Box<EvalAltResult>> {
+/// Offline, a machine without a default interface gives its loopback interface.
+fn pick(
+    world: &World,
+    name: Option<&str>,
+    af: Option<INT>,
+) -> Result<Interface, Box<EvalAltResult>> {
     if let Some(name) = name.filter(|n| n.trim().is_empty()) {
         let names = Interface::list().unwrap_or_default().join(", ");
         return Err(error(
@@ -137,12 +143,18 @@ fn pick(name: Option<&str>, af: Option<INT>) -> Result<Interface, Box<EvalAltRes
             ),
         ));
     }
-    match af {
-        None => Interface::by_name(name).map_err(iface_err),
+    let found = match af {
+        None => Interface::by_name(name),
         Some(af) => match family_or_any(af)? {
-            Some(f) => Interface::default_for(f).map_err(iface_err),
-            None => Interface::by_name(None).map_err(iface_err),
+            Some(f) => Interface::default_for(f),
+            None => Interface::by_name(None),
         },
+    };
+    match found {
+        Err(e @ interface::Error::NoDefault(_)) if world.is_offline() => {
+            Interface::by_name(Some(LOOPBACK_INTERFACE)).map_err(|_| iface_err(e))
+        }
+        other => other.map_err(iface_err),
     }
 }
 
@@ -429,14 +441,17 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
         json_to_dynamic(&n.0.to_value()["gateways"])
     });
 
-    reg.func("Interface", &NEW, || {
-        pick(None, None).map(InterfaceHandle::new)
-    })
-    .func("Interface", &NEW, |name: &str| {
-        pick(Some(name), None).map(InterfaceHandle::new)
-    })
-    .func("Interface", &NEW, |af: INT| {
-        pick(None, Some(af)).map(InterfaceHandle::new)
+    let w = ctx.world.clone();
+    reg.func("Interface", &NEW, move || {
+        pick(&w, None, None).map(InterfaceHandle::new)
+    });
+    let w = ctx.world.clone();
+    reg.func("Interface", &NEW, move |name: &str| {
+        pick(&w, Some(name), None).map(InterfaceHandle::new)
+    });
+    let w = ctx.world.clone();
+    reg.func("Interface", &NEW, move |af: INT| {
+        pick(&w, None, Some(af)).map(InterfaceHandle::new)
     })
     .func(
         "list",
@@ -465,35 +480,40 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
             start(&ctx, h, &stun, Some(seconds(&t, "start timeout")?))
         },
     );
-    let stun = ctx.stun.clone();
+    let (stun, w) = (ctx.stun.clone(), ctx.world.clone());
     reg.func(
         "interface_start",
         &IFACE_START,
         move |ctx: NativeCallContext| {
-            start(&ctx, &InterfaceHandle::new(pick(None, None)?), &stun, None)
+            start(
+                &ctx,
+                &InterfaceHandle::new(pick(&w, None, None)?),
+                &stun,
+                None,
+            )
         },
     );
-    let stun = ctx.stun.clone();
+    let (stun, w) = (ctx.stun.clone(), ctx.world.clone());
     reg.func(
         "interface_start",
         &IFACE_START,
         move |ctx: NativeCallContext, name: &str| {
             start(
                 &ctx,
-                &InterfaceHandle::new(pick(Some(name), None)?),
+                &InterfaceHandle::new(pick(&w, Some(name), None)?),
                 &stun,
                 None,
             )
         },
     );
-    let stun = ctx.stun.clone();
+    let (stun, w) = (ctx.stun.clone(), ctx.world.clone());
     reg.func(
         "interface_start",
         &IFACE_START,
         move |ctx: NativeCallContext, af: INT| {
             start(
                 &ctx,
-                &InterfaceHandle::new(pick(None, Some(af))?),
+                &InterfaceHandle::new(pick(&w, None, Some(af))?),
                 &stun,
                 None,
             )

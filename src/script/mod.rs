@@ -21,6 +21,7 @@ pub mod nat;
 pub mod netcheck;
 pub mod pipe;
 pub mod portmap;
+pub mod python;
 pub mod registry;
 pub mod route;
 pub mod sched;
@@ -32,6 +33,7 @@ pub mod stun;
 pub mod stun_probe;
 pub mod task;
 pub mod timers;
+pub mod world;
 
 pub use bytes::Bytes;
 pub use cancel::Cancel;

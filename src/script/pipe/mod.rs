@@ -266,8 +266,8 @@ const ECHO_SERVER: Help = Help::function(
 );
 
 /// Registers addresses and pipes: pipes resolve names with the session's resolver.
-pub fn register(reg: &mut Registrar, _ctx: &BindContext) {
-    let resolver = address::register(reg);
+pub fn register(reg: &mut Registrar, ctx: &BindContext) {
+    let resolver = address::register(reg, ctx.hosts.clone());
     reg.register_type::<ScriptPipe>("Pipe")
         .register_fn("to_string", |p: &mut ScriptPipe| p.text())
         .register_fn("to_debug", |p: &mut ScriptPipe| p.text())
