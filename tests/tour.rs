@@ -87,6 +87,7 @@ fn the_tour_goes_offline_by_itself_and_moves_around() {
     let mut p = spawn(Command::new(BIN), h.path(), &["--stun", "127.0.0.1:9"]);
     p.exp_string(">>> ").unwrap();
     p.send_line("let mine = 41;").unwrap();
+    p.exp_string("let mine = 41;").unwrap();
     p.exp_string(">>> ").unwrap();
     p.send_line("tour()").unwrap();
     p.exp_string("Asking the STUN servers").unwrap();
@@ -133,71 +134,67 @@ fn the_tour_goes_offline_by_itself_and_moves_around() {
     p.exp_eof().unwrap();
 }
 
-/// Sends one line and returns what the screen shows until the next prompt.
-fn type_line(p: &mut PtySession, line: &str) -> String {
-    p.send_line(line).unwrap();
-    p.exp_string(">>> ")
-        .unwrap_or_else(|e| panic!("{line}: {e}"))
+/// Types the lines, each with the texts its result must show (in order). A line is sent
+/// only once the previous one is back at a prompt: rustyline drops what arrives in the
+/// same read as an Enter. Output printed while a prompt is up is drawn above it and the
+/// prompt redrawn, so every result is followed by a prompt. Returns everything shown.
+fn type_lines(p: &mut PtySession, lines: &[(&str, &[&str])]) -> String {
+    let mut shown = String::new();
+    for (line, expect) in lines {
+        p.send_line(line).unwrap();
+        p.exp_string(line)
+            .unwrap_or_else(|e| panic!("echo of {line}: {e}"));
+        for text in *expect {
+            let before = p
+                .exp_string(text)
+                .unwrap_or_else(|e| panic!("{line} shows {text:?}: {e}"));
+            shown.push_str(&before);
+            shown.push_str(text);
+        }
+        shown.push_str(&p.exp_string(">>> ").unwrap());
+    }
+    shown
 }
 
 #[test]
 fn the_tutorials_own_lines_run_as_written() {
     let h = home();
     let mut p = spawn(Command::new(BIN), h.path(), &["--offline"]);
-    // The notice's last line, then the prompt drawn after it.
     p.exp_string("The same code runs unchanged online.")
         .unwrap();
-    p.exp_string(">>> ").unwrap();
-    let shown = type_line(&mut p, "import asyncio");
-    assert!(
-        shown.contains("note: nothing to import (asyncio)"),
-        "{shown}"
+    let shown = type_lines(
+        &mut p,
+        &[
+            ("import asyncio", &["note: nothing to import (asyncio)"]),
+            ("from p2pd import *", &["note: nothing to import (p2pd)"]),
+            ("netifaces = await init_p2pd() # Loads netifaces.", &[]),
+            ("# Start the default interface.", &[]),
+            ("i = await Interface().start()", &[]),
+            ("await i.load_nat()", &["NAT report:", "* Type: "]),
+            // The dict itself, as the tutorial prints it: a quoted string would show
+            // `\"rp\"` on one long line instead.
+            ("repr(i)", &["Interface.from_dict({", "\"rp\": {", "})"]),
+            ("ifs = await load_interfaces(netifaces=netifaces)", &[]),
+            ("af = i.supported()[0]", &[]),
+            ("route = await i.route(af).bind()", &[]),
+            ("route", &["<Route IPv4 [", " bound "]),
+            (
+                "dest = await Address(\"www.google.com\", 80, route).res()",
+                &[],
+            ),
+            ("pipe = await pipe_open(TCP, dest, route)", &[]),
+            ("pipe.subscribe()", &[]),
+            (r#"buf = b"Test\r\n\r\n""#, &[]),
+            ("await pipe.send(buf)", &[]),
+            ("out = await pipe.recv(timeout=3)", &[]),
+            ("print(out)", &["b'HTTP/1.0 400 Bad Request\\r\\n"]),
+            ("await pipe.close()", &[]),
+            // The tutorial's Python function needs Rhai's shape; the prompt says which.
+            ("async def main():", &["Rhai writes `fn main() { ... }`"]),
+        ],
     );
-    let shown = type_line(&mut p, "from p2pd import *");
-    assert!(shown.contains("note: nothing to import (p2pd)"), "{shown}");
-    for line in [
-        "netifaces = await init_p2pd() # Loads netifaces.",
-        "# Start the default interface.",
-        "i = await Interface().start()",
-    ] {
-        let shown = type_line(&mut p, line);
-        assert!(!shown.contains("rror"), "{line}: {shown}");
-    }
-    let shown = type_line(&mut p, "await i.load_nat()");
-    assert!(shown.contains("NAT report:"), "{shown}");
-    // repr(i) shows the dict itself, as the tutorial prints it (not a quoted string).
-    let shown = type_line(&mut p, "repr(i)");
-    assert!(shown.contains("Interface.from_dict({"), "{shown}");
-    assert!(shown.contains("\"rp\": {"), "{shown}");
-    assert!(!shown.contains("\\n"), "{shown}");
-    let mut transcript = String::new();
-    for line in [
-        "ifs = await load_interfaces(netifaces=netifaces)",
-        "af = i.supported()[0]",
-        "route = await i.route(af).bind()",
-        "route",
-        "dest = await Address(\"www.google.com\", 80, route).res()",
-        "pipe = await pipe_open(TCP, dest, route)",
-        "pipe.subscribe()",
-        r#"buf = b"Test\r\n\r\n""#,
-        "await pipe.send(buf)",
-        "out = await pipe.recv(timeout=3)",
-        "print(out)",
-        "await pipe.close()",
-    ] {
-        let shown = type_line(&mut p, line);
-        assert!(!shown.contains("rror"), "{line}: {shown}");
-        transcript.push_str(&shown);
-    }
-    assert!(transcript.contains("<Route IPv4 ["), "{transcript}");
-    assert!(transcript.contains(" bound "), "{transcript}");
-    assert!(
-        transcript.contains("b'HTTP/1.0 400 Bad Request\\r\\n"),
-        "{transcript}"
-    );
-    // The tutorial's Python function needs Rhai's shape; the prompt says which.
-    let shown = type_line(&mut p, "async def main():");
-    assert!(shown.contains("Rhai writes `fn main() { ... }`"), "{shown}");
+    let errors = shown.matches("rror").count();
+    assert_eq!(errors, 0, "{shown}");
     p.send_control('d').unwrap();
     p.exp_eof().unwrap();
 }
@@ -259,4 +256,97 @@ fn every_step_shows_what_the_tour_promises() {
         prompt = front.line("");
     }
     assert!(sink.take().join("\n").contains("the tour is over"));
+}
+
+/// A session whose output is kept in memory, for the hosts table and hand-made routes.
+fn shell() -> common::Shell {
+    common::shell()
+}
+
+#[test]
+fn hosts_entries_send_names_where_they_say() {
+    let mut s = shell();
+    s.run(r#"let srv = echo_server(TCP, "127.0.0.1", 0);"#);
+    // "name:port" moves the port too: the tutorial's port 80 reaches a high port.
+    let table = s.echo(r#"hosts(#{"echo.test:80": `127.0.0.1:${srv.local[1]}`})"#);
+    assert!(
+        table.starts_with(r#"#{"echo.test:80": "127.0.0.1:"#),
+        "{table}"
+    );
+    let dest = s.echo(r#"Address("echo.test", 80).res()"#);
+    assert!(dest.contains("(echo.test)"), "{dest}");
+    assert_eq!(
+        s.echo(r#"let p = pipe_open(TCP, ["ECHO.test", 80]); p.send(b"hi"); let m = p.recv(2); p.close(); m"#),
+        "b'hi'"
+    );
+    // Other ports of the name are not in the table (and never reach DNS here: the
+    // lookup below asks for a port the entry does not cover, of a family it has not).
+    let e = s.error(r#"resolve("echo.test", 80, IP6)"#);
+    assert!(
+        e.contains("in the session's hosts table") && e.contains("the route is IPv6"),
+        "{e}"
+    );
+    // A bad entry changes nothing, and says what is wrong.
+    let e = s.error(r#"hosts(#{"ok.test": "127.0.0.9", "bad key": "127.0.0.1"})"#);
+    assert!(e.contains("bad hosts key \"bad key\""), "{e}");
+    assert_eq!(s.echo("hosts().len()"), "1");
+    let e = s.error(r#"hosts(#{"echo.test": "127.0.0.1:8080"})"#);
+    assert!(e.contains("give the port on both sides"), "{e}");
+    assert_eq!(s.echo(r#"hosts(#{"echo.test:80": ()})"#), "#{}");
+}
+
+#[test]
+fn routes_are_made_by_hand_from_ranges() {
+    let mut s = shell();
+    assert_eq!(
+        s.echo(
+            r#"Route(IP4, [IPRange("192.168.0.20"), "193.168.0.0/16"], [IPRange("1.3.3.7", 32)])"#
+        ),
+        "<Route IPv4 [192.168.0.20/32, 193.168.0.1/16] -> [1.3.3.7/32]>"
+    );
+    assert_eq!(s.echo(r#"IPRange("8.8.0.0/255.255.0.0").cidr"#), "16");
+    assert!(
+        s.error(r#"Route(IP4, ["10.0.0.1"], ["::1"])"#)
+            .contains("not an IPv4 address")
+    );
+    assert!(
+        s.error("Route(IP4, [], [])")
+            .contains("at least one NIC address")
+    );
+    assert!(s.error(r#"IPRange("1.2.3.4", 40)"#).contains("40"));
+    assert!(
+        s.error(r#"Route(IP4, [1], [])"#)
+            .contains("IPRange values or")
+    );
+    assert_eq!(s.echo("offline()"), "");
+}
+
+#[test]
+fn scripts_stay_strict_rhai_and_say_how_to_write_it() {
+    let run = |code: &str| {
+        Command::new(BIN)
+            .args(["-e", code])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run p2pd-repl")
+    };
+    for (code, hint) in [
+        ("x = 1", "declare a new variable with `let x = ...;`"),
+        ("import asyncio", "Rhai needs no import"),
+        (
+            "let p = 1;\np.recv(timeout=3)",
+            "`recv(timeout=3)` is `recv((), 3)`",
+        ),
+        ("let a = 1 # one", "Rhai comments start with `//`"),
+    ] {
+        let out = run(code);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{code}: {err}");
+        assert!(
+            err.contains("hint: ") && err.contains(hint),
+            "{code}: {err}"
+        );
+    }
+    let out = run("tour()");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("p2pd-repl --tour"));
 }
