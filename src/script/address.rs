@@ -16,7 +16,7 @@
 
 use super::args::seconds;
 use super::bridge;
-use super::error::{error, type_name};
+use super::error::error;
 use super::interface::InterfaceHandle;
 use super::registry::{Help, Registrar};
 use crate::net::address::{self, Address, Family, ResolveOptions};
@@ -233,7 +233,7 @@ pub fn family_of(route: &Dynamic) -> Res<Option<Family>> {
         "type",
         format!(
             "route must be a Route, an Interface, IP4/IP6 or (), got {}",
-            type_name(route)
+            super::args::described(route)
         ),
     ))
 }

@@ -62,6 +62,10 @@ pub struct Tour<'s> {
     at: usize,
     /// The current step's code ran without error.
     ran: bool,
+    /// Which steps' code has run: a later step may need what they made.
+    done: Vec<bool>,
+    /// How many earlier steps were missing when that was last said.
+    warned: usize,
 }
 
 impl<'s> Tour<'s> {
@@ -71,6 +75,8 @@ impl<'s> Tour<'s> {
             steps,
             at: 0,
             ran: false,
+            done: vec![false; steps.len()],
+            warned: 0,
         }
     }
 
@@ -103,14 +109,23 @@ impl<'s> Tour<'s> {
         self.at = at;
         self.ran = false;
         let step = self.step();
+        let mut say = vec![format!(
+            "\n[{}/{}] {}\n{}",
+            at + 1,
+            self.steps.len(),
+            step.section,
+            step.explain
+        )];
+        let missing: Vec<usize> = (0..at).filter(|&i| !self.done[i]).collect();
+        if missing.len() > self.warned {
+            say.push(format!(
+                "(Not run yet: {}. Code here that needs what they make will fail; step(n) goes back.)",
+                step_list(&missing)
+            ));
+        }
+        self.warned = missing.len();
         Turn {
-            say: vec![format!(
-                "\n[{}/{}] {}\n{}",
-                at + 1,
-                self.steps.len(),
-                step.section,
-                step.explain
-            )],
+            say,
             prompt: Some(step.code.clone()),
             done: false,
         }
@@ -174,6 +189,7 @@ impl<'s> Tour<'s> {
             };
         }
         self.ran = true;
+        self.done[self.at] = true;
         let next = if self.at + 1 == self.steps.len() {
             "(Enter on the empty prompt ends the tour.)"
         } else {
@@ -219,6 +235,26 @@ impl<'s> Tour<'s> {
             done: true,
         }
     }
+}
+
+/// `step 2` or `steps 1, 3-5` for 0-based indexes.
+fn step_list(indexes: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < indexes.len() {
+        let mut j = i;
+        while j + 1 < indexes.len() && indexes[j + 1] == indexes[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j == i {
+            format!("{}", indexes[i] + 1)
+        } else {
+            format!("{}-{}", indexes[i] + 1, indexes[j] + 1)
+        });
+        i = j + 1;
+    }
+    let noun = if indexes.len() == 1 { "step" } else { "steps" };
+    format!("{noun} {}", parts.join(", "))
 }
 
 #[cfg(test)]
@@ -289,5 +325,30 @@ mod tests {
         assert!(list.contains(" >  2  S2: code2()"), "{list}");
         let turn = t.command(Command::Leave);
         assert!(turn.done && turn.say[0].contains("step 2 of 3"));
+    }
+
+    #[test]
+    fn skipping_steps_is_said_once_per_new_gap() {
+        let all = steps(5);
+        let mut t = Tour::new(&all);
+        t.begin();
+        t.ran(true, "code1()");
+        let turn = t.command(Command::Goto(4));
+        assert_eq!(turn.say.len(), 2);
+        assert!(
+            turn.say[1].starts_with("(Not run yet: steps 2-3."),
+            "{:?}",
+            turn.say
+        );
+        // Going on from there says nothing new; skipping step 4 too does.
+        let turn = t.empty_line();
+        assert!(
+            turn.say[1].starts_with("(Not run yet: steps 2-4."),
+            "{:?}",
+            turn.say
+        );
+        assert_eq!(t.command(Command::Back).say.len(), 1);
+        assert_eq!(step_list(&[0, 2, 3, 4, 7]), "steps 1, 3-5, 8");
+        assert_eq!(step_list(&[1]), "step 2");
     }
 }

@@ -91,7 +91,7 @@ fn host_port(value: &Dynamic, what: &str) -> Res<(String, u16)> {
         "type",
         format!(
             "{what} must be an Address, [host, port] or \"host:port\", got {}",
-            type_name(value)
+            super::super::args::described(value)
         ),
     ))
 }
@@ -269,7 +269,7 @@ fn literal_addr(route: &Dynamic) -> Res<SocketAddr> {
             "type",
             format!(
                 "route must be a Route, an Interface, an IP, [ip, port], IP4/IP6 or (), got {}",
-                type_name(route)
+                super::super::args::described(route)
             ),
         ));
     };
