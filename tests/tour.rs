@@ -37,6 +37,18 @@ fn enter(p: &mut PtySession) {
     p.flush().unwrap();
 }
 
+/// At the prompt the tour filled in: clears it (Ctrl-U), types `line` instead, and
+/// expects what it shows.
+fn instead(p: &mut PtySession, line: &str, shows: &[&str]) {
+    p.exp_string(">>> ").unwrap();
+    p.send("\x15").unwrap();
+    p.send_line(line).unwrap();
+    for text in shows {
+        p.exp_string(text)
+            .unwrap_or_else(|e| panic!("{line} shows {text:?}: {e}"));
+    }
+}
+
 /// Walks every step: its header and explanation, Enter to run the code put at the prompt,
 /// each expected text and the notice, Enter to go on. Ends after the last step.
 fn walk(p: &mut PtySession, steps: &[Step]) {
@@ -94,31 +106,28 @@ fn the_tour_goes_offline_by_itself_and_moves_around() {
     p.exp_regex(r"Offline \((none of the 1 STUN server\(s\) from --stun answered within 1\.5 s|this machine has no default route)\)")
         .unwrap();
     p.exp_string("[1/15] Running async code").unwrap();
-    // Clear the offered code (Ctrl-U) and move with commands instead.
-    p.exp_string(">>> ").unwrap();
-    p.send("\x15").unwrap();
-    p.send_line("step(3)").unwrap();
-    p.exp_string("[3/15] Network interface cards").unwrap();
-    p.exp_string(">>> ").unwrap();
-    p.send("\x15").unwrap();
-    p.send_line("back()").unwrap();
-    p.exp_string("[2/15] Running async code").unwrap();
-    p.exp_string(">>> ").unwrap();
-    p.send("\x15").unwrap();
-    p.send_line("steps()").unwrap();
-    p.exp_string(" >  2  Running async code: netifaces = await init_p2pd();")
-        .unwrap();
+    // Move with commands instead of running the offered code.
+    instead(
+        &mut p,
+        "step(3)",
+        &["[3/15] Network interface cards", "(Not run yet: steps 1-2."],
+    );
+    instead(&mut p, "back()", &["[2/15] Running async code"]);
+    instead(
+        &mut p,
+        "steps()",
+        &[" >  2  Running async code: netifaces = await init_p2pd();"],
+    );
     // steps() offers the current code again; a failing edit comes back to fix.
-    p.exp_string(">>> ").unwrap();
-    p.send("\x15").unwrap();
-    p.send_line("netifaces = no_such_thing()").unwrap();
-    p.exp_string("Function not found: no_such_thing").unwrap();
-    p.exp_string("That failed: it is back at the prompt")
-        .unwrap();
-    p.exp_string(">>> ").unwrap();
-    p.send("\x15").unwrap();
-    p.send_line("step(99)").unwrap();
-    p.exp_string("The tour has steps 1 to 15.").unwrap();
+    instead(
+        &mut p,
+        "netifaces = no_such_thing()",
+        &[
+            "Function not found: no_such_thing",
+            "That failed: it is back at the prompt",
+        ],
+    );
+    instead(&mut p, "step(99)", &["The tour has steps 1 to 15."]);
     p.exp_string(">>> ").unwrap();
     // Ctrl-D leaves the tour, not the REPL; the session is as it was.
     p.send("\x15").unwrap();
