@@ -88,6 +88,9 @@ fn the_whole_tour_runs_offline_and_keeps_its_variables() {
     p.send_line("[route.is_bound, out.len() > 0, hosts().len()]")
         .unwrap();
     p.exp_string("[true, true, 1]").unwrap();
+    // A key sent before the prompt is back meets a terminal in cooked mode, where Ctrl-D is
+    // the line discipline's and never reaches the editor: wait for the prompt first.
+    p.exp_string(">>> ").unwrap();
     p.send_control('d').unwrap();
     p.exp_eof().unwrap();
 }
@@ -139,6 +142,7 @@ fn the_tour_goes_offline_by_itself_and_moves_around() {
     // Outside the tour, next() is an ordinary (unknown) call.
     p.send_line("next()").unwrap();
     p.exp_string("Function not found: next").unwrap();
+    p.exp_string(">>> ").unwrap();
     p.send_control('d').unwrap();
     p.exp_eof().unwrap();
 }
