@@ -12,6 +12,7 @@
 //! A `name:port` entry wins over a `name` entry. Names compare without case and without a
 //! trailing dot; values are IP literals (a table that pointed at names could loop).
 
+use crate::text::quoted;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -19,16 +20,22 @@ use std::net::{IpAddr, SocketAddr};
 /// An entry the table cannot hold, with what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    #[error("bad hosts key {0:?}: expected \"name\" or \"name:port\", e.g. \"www.google.com:80\"")]
+    #[error(
+        "bad hosts key {}: expected \"name\" or \"name:port\", e.g. \"www.google.com:80\"",
+        quoted(.0)
+    )]
     BadKey(String),
-    #[error("hosts keys are names, not addresses: {0:?}")]
+    #[error("hosts keys are names, not addresses: {}", quoted(.0))]
     AddressKey(String),
     #[error(
-        "bad hosts value {0:?}: expected an IP (\"127.0.0.80\") or IP:PORT (\"127.0.0.80:8080\", \"[::1]:8080\")"
+        "bad hosts value {}: expected an IP (\"127.0.0.80\") or IP:PORT (\"127.0.0.80:8080\", \"[::1]:8080\")",
+        quoted(.0)
     )]
     BadValue(String),
     #[error(
-        "{key:?} -> {value:?} moves every port to one: give the port on both sides, e.g. \"{key}:80\": {value:?}"
+        "{} -> {} moves every port to one: give the port on both sides, e.g. \"NAME:80\": \"IP:PORT\"",
+        quoted(.key),
+        quoted(.value)
     )]
     PortWithoutKeyPort { key: String, value: String },
 }
@@ -224,7 +231,9 @@ mod tests {
             Err(Error::BadValue(_))
         ));
         let e = t.set("host", "127.0.0.1:8080").unwrap_err();
-        assert!(e.to_string().contains("\"host:80\""), "{e}");
+        assert!(e.to_string().contains("port on both sides"), "{e}");
+        let long = t.set(&"x y".repeat(10_000), "1").unwrap_err().to_string();
+        assert!(long.len() < 300, "{long}");
         assert!(t.is_empty());
     }
 

@@ -16,7 +16,7 @@
 
 use super::args::seconds;
 use super::bridge;
-use super::error::error;
+use super::error::{error, type_name};
 use super::interface::InterfaceHandle;
 use super::registry::{Help, Registrar};
 use crate::net::address::{self, Address, Family, ResolveOptions};
@@ -125,13 +125,17 @@ impl Resolver {
         for (key, value) in changes {
             let value = if value.is_unit() {
                 None
+            } else if value.is_string() {
+                value.into_string().ok()
             } else {
-                Some(value.into_string().map_err(|t| {
-                    error(
-                        "type",
-                        format!("hosts values are \"IP\" or \"IP:PORT\" strings (or () to remove), got {t} for {key:?}"),
-                    )
-                })?)
+                return Err(error(
+                    "type",
+                    format!(
+                        "hosts values are \"IP\" or \"IP:PORT\" strings (or () to remove), got {} for {}",
+                        type_name(&value),
+                        crate::text::quoted(&key)
+                    ),
+                ));
             };
             if let Some(v) = &value {
                 HostsTable::check(&key, v).map_err(|e| error("value", e))?;

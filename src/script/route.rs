@@ -57,13 +57,17 @@ fn range_arg(v: Dynamic, what: &str) -> Result<IpRange, Box<EvalAltResult>> {
     if let Some(r) = v.read_lock::<IpRange>() {
         return Ok(*r);
     }
-    match v.into_string() {
-        Ok(text) => text.parse().map_err(|e| error("value", e)),
-        Err(t) => Err(error(
+    if !v.is_string() {
+        return Err(error(
             "type",
-            format!("{what} are IPRange values or \"ip[/prefix]\" strings, got {t}"),
-        )),
+            format!(
+                "{what} are IPRange values or \"ip[/prefix]\" strings, got {}",
+                super::args::described(&v)
+            ),
+        ));
     }
+    let text = v.into_string().unwrap_or_default();
+    text.parse().map_err(|e| error("value", e))
 }
 
 fn range_list(list: Array, what: &str) -> Result<Vec<IpRange>, Box<EvalAltResult>> {
