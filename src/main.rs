@@ -254,6 +254,8 @@ fn run() -> i32 {
             history: repl::history::default_history_path(),
             offline: args.offline,
             tour: args.tour,
+            // Plain output (NO_COLOR, --no-color, not a terminal) has no status line either.
+            status: colour_ok && std::io::stdout().is_terminal(),
         };
         repl::run(opts, |sink| Session::new(handle, cancel, sink, options))
     } else {

@@ -12,5 +12,6 @@ pub mod netcheck;
 pub mod offline;
 pub mod pipe;
 pub mod portmap;
+pub mod progress;
 pub mod route;
 pub mod stun;

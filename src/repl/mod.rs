@@ -41,6 +41,8 @@ pub struct ReplOptions {
     pub offline: bool,
     /// Start on the guided tour (`--tour`).
     pub tour: bool,
+    /// Show what a long wait waits for (a terminal, colour allowed: see `script::status`).
+    pub status: bool,
 }
 
 enum Input {
@@ -72,10 +74,17 @@ pub fn run(opts: ReplOptions, make_session: impl FnOnce(Arc<dyn Sink>) -> Sessio
         }
         let _ = editor.load_history(path);
     }
-    let sink: Arc<dyn Sink> = match editor.create_external_printer() {
-        Ok(p) => Arc::new(printer::PromptSink::start(p, opts.colour)),
-        Err(_) => Arc::new(StdSink),
+    let printer = editor
+        .create_external_printer()
+        .ok()
+        .map(|p| Arc::new(printer::PromptSink::start(p, opts.colour)));
+    let sink: Arc<dyn Sink> = match &printer {
+        Some(p) => p.clone(),
+        None => Arc::new(StdSink),
     };
+    if let Some(p) = printer.as_ref().filter(|_| opts.status) {
+        crate::script::status::install(p.clone());
+    }
     let session = make_session(sink.clone());
     refresh_names(&session, &names);
 
@@ -166,6 +175,9 @@ pub fn run(opts: ReplOptions, make_session: impl FnOnce(Arc<dyn Sink>) -> Sessio
             Input::Eof => front.eof(),
         };
         refresh_names(&front.session, &names);
+        if let Some(p) = &printer {
+            p.flush();
+        }
         let exit = next.exit;
         if done_tx.send(next).is_err() || exit {
             break;

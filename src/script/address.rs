@@ -15,10 +15,10 @@
 //! names into addresses, pipes included, and asks the table before anything else.
 
 use super::args::seconds;
-use super::bridge;
 use super::error::{error, type_name};
 use super::interface::InterfaceHandle;
 use super::registry::{Help, Registrar};
+use super::status;
 use crate::net::address::{self, Address, Family, ResolveOptions};
 use crate::net::hosts::HostsTable;
 use crate::net::interface::Gateways;
@@ -275,6 +275,10 @@ impl ScriptAddress {
         }
     }
 
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     pub fn resolved(&self) -> Option<&Address> {
         self.resolved.as_ref()
     }
@@ -429,10 +433,10 @@ fn res(ctx: &NativeCallContext, resolver: &Resolver, a: &mut ScriptAddress) -> R
     if a.resolved.is_none() {
         let pending = a.clone();
         let resolver = resolver.clone();
-        let found = bridge::wait(
-            ctx,
-            async move { pending.resolve_for(&resolver, None).await },
-        )?;
+        let label = format!("resolve: looking up {}", pending.host);
+        let found = status::wait(ctx, move || label.clone(), async move {
+            pending.resolve_for(&resolver, None).await
+        })?;
         a.resolved = Some(found);
     }
     Ok(a.clone())

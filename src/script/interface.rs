@@ -10,14 +10,15 @@
 //! carries its help text; splitting the one area over two files would hide half of it.)
 
 use super::args::seconds;
-use super::bridge;
 use super::engine::BindContext;
 use super::error::{error, type_name};
 use super::registry::{Help, Registrar};
+use super::status;
 use super::world::{LOOPBACK_INTERFACE, World};
 use crate::net::config::StunConfig;
 use crate::net::interface::{self, Interface, NetIfaces};
 use crate::net::ip_range::Family;
+use crate::net::progress::Tally;
 use crate::net::route::Route;
 use crate::text::quoted;
 use rhai::{Array, Dynamic, EvalAltResult, INT, NativeCallContext};
@@ -168,8 +169,10 @@ fn start(
     let config = stun.read().unwrap_or_else(|p| p.into_inner()).clone();
     let timeout = timeout.unwrap_or(config.start_timeout);
     let mut iface = h.get();
-    let started = bridge::wait(ctx, async move {
-        let r = iface.start_stun(&config, timeout).await;
+    let tally = Tally::default();
+    let label = status::stun_answers("start()", tally.clone());
+    let started = status::wait(ctx, label, async move {
+        let r = iface.start_stun_tallied(&config, timeout, &tally).await;
         Ok::<_, Box<EvalAltResult>>((iface, r))
     })?;
     let (iface, result) = started;
@@ -190,11 +193,15 @@ fn load(
         Some(n) => n,
         None => Arc::new(NetIfaces::load().map_err(iface_err)?),
     };
-    let started = bridge::wait(ctx, async move {
+    let tally = Tally::default();
+    let label = status::stun_answers("load_interfaces()", tally.clone());
+    let started = status::wait(ctx, label, async move {
         let timeout = config.start_timeout;
         let list = match names {
-            Some(names) => interface::external::start_all(&net, &names, &config, timeout).await,
-            None => interface::load_interfaces(&net, &config, timeout).await,
+            Some(names) => {
+                interface::external::start_all(&net, &names, &config, timeout, &tally).await
+            }
+            None => interface::load_interfaces(&net, &config, timeout, &tally).await,
         };
         Ok::<_, Box<EvalAltResult>>(list)
     })?;

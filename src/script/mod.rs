@@ -29,6 +29,7 @@ pub mod session;
 pub mod shell;
 pub mod sink;
 pub mod sized;
+pub mod status;
 pub mod stun;
 pub mod stun_probe;
 pub mod task;

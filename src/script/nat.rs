@@ -7,11 +7,11 @@
 //! STUN configuration; their alternate addresses are learnt at run time.
 
 use super::args::seconds;
-use super::bridge;
 use super::engine::BindContext;
 use super::error::error;
 use super::interface::{InterfaceHandle, json_to_dynamic};
 use super::registry::{Help, Registrar};
+use super::status;
 use super::world::World;
 use crate::net::config::{StunConfig, StunServer as ServerEntry};
 use crate::net::ip_range::Family;
@@ -271,7 +271,12 @@ fn run_load_nat(
     let family = Family::of(&local);
     let servers: Vec<ServerEntry> = config.servers_for(family).cloned().collect();
     let dns_timeout = config.dns_timeout.min(opts.timeout);
-    let report = bridge::wait(ctx, async move {
+    let label = format!(
+        "load_nat(): probing with {} STUN server(s), up to {}",
+        servers.len(),
+        status::seconds(opts.timeout).unwrap_or_else(|| "the timeout".into())
+    );
+    let report = status::wait(ctx, move || label.clone(), async move {
         let named = resolve_named(servers, family, dns_timeout).await;
         Ok::<_, Box<EvalAltResult>>(load_nat_named(local, named, opts).await)
     })?;

@@ -7,6 +7,7 @@ use super::bytes::Bytes;
 use super::error::error;
 use super::registry::{Help, HelpIndex, Registrar};
 use super::sink::Sink;
+use super::status;
 use crate::text::quoted;
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
 use std::sync::{Arc, OnceLock};
@@ -103,7 +104,13 @@ fn sleep(ctx: &NativeCallContext, secs: Dynamic) -> Result<(), Box<EvalAltResult
         // asyncio's `sleep(0)`: exactly one turn for everything runnable.
         return yield_now(ctx);
     }
-    bridge::wait(ctx, async move {
+    let label = move || {
+        format!(
+            "sleep: {}",
+            status::seconds(d).unwrap_or_else(|| "a long time".into())
+        )
+    };
+    status::wait(ctx, label, async move {
         tokio::time::sleep(d).await;
         Ok::<_, Box<EvalAltResult>>(())
     })

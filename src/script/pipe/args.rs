@@ -57,6 +57,14 @@ impl Dest {
         Ok(Dest::HostPort(host, p))
     }
 
+    /// The host as given (a name or a literal).
+    pub fn host(&self) -> &str {
+        match self {
+            Dest::Address(a) => a.host(),
+            Dest::HostPort(host, _) => host,
+        }
+    }
+
     /// Resolves for `family` (the route's), or for the host's own family.
     pub async fn resolve(self, resolver: &Resolver, family: Option<Family>) -> Res<SocketAddr> {
         let addr = match self {
