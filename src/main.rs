@@ -24,6 +24,9 @@ mod exit {
 const EXAMPLES: &str = "\
 Examples:
   p2pd-repl                          open the REPL
+  p2pd-repl --tour                   open the REPL on a guided tour of P2PD's Basics
+  p2pd-repl --offline scripts/google.rhai
+                                     run a script against the local world, no internet
   p2pd-repl scripts/google.rhai      run a script
   p2pd-repl script.rhai a b          run a script; it sees ARGS == [\"a\", \"b\"]
   p2pd-repl -e 'print(1 + 1)'        run one piece of code
@@ -78,6 +81,16 @@ struct Args {
     /// Turn colour off (so does the NO_COLOR environment variable).
     #[arg(long)]
     no_color: bool,
+
+    /// Use a local world instead of the internet: the built-in STUN server on 127.0.0.1 and
+    /// 127.0.0.2, and a web stand-in for www.google.com (see hosts()).
+    #[arg(long)]
+    offline: bool,
+
+    /// Open the REPL on the guided tour of P2PD's Basics tutorial (offline by itself when
+    /// no STUN server answers).
+    #[arg(long, conflicts_with_all = ["eval", "file"])]
+    tour: bool,
 
     /// Script to run; without one, the REPL opens (or stdin runs, if it is not a terminal).
     file: Option<PathBuf>,
@@ -226,6 +239,10 @@ fn run() -> i32 {
     };
     let cancel = Cancel::new();
     let interactive = args.eval.is_none() && args.file.is_none() && std::io::stdin().is_terminal();
+    if args.tour && !interactive {
+        eprintln!("p2pd-repl: --tour opens the REPL, which needs a terminal on stdin");
+        return exit::USAGE;
+    }
     listen_for_interrupts(&runtime, cancel.clone(), !interactive);
 
     let colour_ok = !args.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -235,6 +252,10 @@ fn run() -> i32 {
         let opts = ReplOptions {
             colour: colour_ok && std::io::stdout().is_terminal(),
             history: repl::history::default_history_path(),
+            offline: args.offline,
+            tour: args.tour,
+            // Plain output (NO_COLOR, --no-color, not a terminal) has no status line either.
+            status: colour_ok && std::io::stdout().is_terminal(),
         };
         repl::run(opts, |sink| Session::new(handle, cancel, sink, options))
     } else {
@@ -247,6 +268,16 @@ fn run() -> i32 {
         };
         let sink: Arc<dyn Sink> = Arc::new(StdSink);
         let mut session = Session::new(handle, cancel, sink.clone(), options);
+        if args.offline {
+            // The notice goes to stderr: a script's stdout stays its own.
+            match session.engine().world.go_offline("--offline") {
+                Ok(notice) => eprintln!("{notice}"),
+                Err(e) => {
+                    eprintln!("p2pd-repl: {e}");
+                    return exit::SCRIPT_ERROR;
+                }
+            }
+        }
         match session.eval(&source) {
             Ok(_) => exit::OK,
             Err(e) if e.interrupted => {
@@ -254,7 +285,11 @@ fn run() -> i32 {
                 exit::INTERRUPTED
             }
             Err(e) => {
-                let text = e.render(&name, &source);
+                let mut text = e.render(&name, &source);
+                if let Some(hint) = e.line.and_then(|l| p2pd::script::python::hint(&source, l)) {
+                    text.push('\n');
+                    text.push_str(&hint);
+                }
                 let colour = colour_ok && std::io::stderr().is_terminal();
                 eprintln!("{}", if colour { paint_red(&text) } else { text });
                 exit::SCRIPT_ERROR

@@ -67,7 +67,34 @@ both_families_async!(
     udp_client_hears_every_sender,
     recv_spin_never_outlasts_the_timeout,
     recv_without_spin_sleeps_until_the_reply,
+    a_reply_then_close_is_never_lost,
 );
+
+/// A server that answers and closes at once (HTTP/1.0, as the tutorial's web server does):
+/// the reply must reach `recv` even when the end of the pipe is seen first, every time.
+async fn a_reply_then_close_is_never_lost(v6: bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(lo(v6)).await.unwrap();
+    let at = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut ask = [0u8; 16];
+            if s.read(&mut ask).await.unwrap_or(0) > 0 {
+                let _ = s.write_all(b"reply").await;
+            }
+        }
+    });
+    for round in 0..200 {
+        let client = open(Proto::Tcp, Some(at), v6).await;
+        client.send(b"ask").await.unwrap();
+        let sub = client.find_subscription(None, None).unwrap();
+        let got = client.recv(sub, WAIT).await.unwrap();
+        assert_eq!(got.map(|m| m.1), Some(b"reply".to_vec()), "round {round}");
+        client.close().await;
+    }
+    server.abort();
+}
 
 /// A UDP echo server and a client opened with `opts`, ready to `recv` on `sub`.
 async fn echo_client(v6: bool, opts: PipeOptions) -> (Pipe, Pipe, p2pd::net::pipe::SubId) {

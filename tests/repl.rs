@@ -294,3 +294,57 @@ fn ctrl_c_cancels_the_tasks_of_the_line_and_keeps_earlier_ones() {
     p.send_line("bg.done()").unwrap();
     p.exp_string("true").unwrap();
 }
+
+/// A UDP pipe towards a port nobody answers on: its `recv` waits out its timeout.
+const SILENT_RECV: &str = r#"let p = pipe_open(UDP, "127.0.0.1:9"); p.recv(timeout=1)"#;
+
+#[test]
+fn a_long_wait_shows_what_it_waits_for_then_erases_it() {
+    let h = home();
+    let mut p = coloured_repl(h.path(), false);
+    p.send_line(SILENT_RECV).unwrap();
+    // Not before 300 ms; then the line with the time so far, redrawn in place.
+    p.exp_string("\r\x1b[2Krecv: waiting up to 1 s, 0.3 s")
+        .unwrap();
+    p.exp_string("\r\x1b[2Krecv: waiting up to 1 s, 0.4 s")
+        .unwrap();
+    // Erased once the wait is over, before the next prompt.
+    let (between, _) = p.exp_regex(r"\r\x1b\[2K[^r]*>>> ").unwrap();
+    assert!(
+        between.contains("0.9 s") || between.contains("0.8 s"),
+        "{between:?}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_a_wait_with_its_status_line_at_once() {
+    let h = home();
+    let mut p = coloured_repl(h.path(), false);
+    p.send_line(r#"let p = pipe_open(UDP, "127.0.0.1:9"); p.recv(timeout=30)"#)
+        .unwrap();
+    p.exp_string("recv: waiting up to 30 s, 0.5 s").unwrap();
+    interrupt_and_expect_the_prompt(&mut p);
+}
+
+#[test]
+fn plain_output_never_shows_a_status_line() {
+    let h = home();
+    // NO_COLOR (and --no-color): a terminal, but plain output.
+    for mut p in [coloured_repl(h.path(), true), repl(h.path())] {
+        p.send_line(SILENT_RECV).unwrap();
+        p.exp_string("recv(timeout=1)").unwrap();
+        // Everything from the end of the line to the next prompt, the whole wait included.
+        let during = p.exp_string(">>> ").unwrap();
+        assert!(!during.contains("waiting up to"), "{during:?}");
+    }
+    // A script on a terminal (strict Rhai: no keyword argument): never.
+    let script = r#"let p = pipe_open(UDP, "127.0.0.1:9"); p.recv(1); print("script" + " done")"#;
+    let mut cmd = Command::new(BIN);
+    cmd.args(["-e", script])
+        .env("HOME", h.path())
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR");
+    let mut p = spawn_command(cmd, Some(10_000)).unwrap();
+    let before = p.exp_string("script done").unwrap();
+    assert!(!before.contains("waiting"), "{before:?}");
+}

@@ -273,3 +273,21 @@ fn google_rhai_runs_unmodified_against_a_namespace_internet() {
         panic!("{failure}");
     }
 }
+
+#[test]
+fn google_rhai_runs_unmodified_against_the_local_world() {
+    let script = root().join("scripts/google.rhai");
+    let out = run(
+        Command::new(env!("CARGO_BIN_EXE_p2pd-repl"))
+            .arg("--offline")
+            .arg(&script),
+        SCRIPT_LIMIT,
+    );
+    // The notice goes to stderr, so a script's stdout stays its own.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Offline (--offline)"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Offline"));
+    if let Some(failure) = check(&script, &out) {
+        panic!("{failure}");
+    }
+}

@@ -2,25 +2,28 @@
 //!
 //! Three threads cooperate:
 //! - the editor thread runs rustyline (history, completion, colour, multi-line input)
-//!   and sends each finished input over a channel, then waits until it has run;
-//! - the script thread (the caller's) owns the session; between inputs it keeps
-//!   running callbacks posted by the runtime, so timers and pipe callbacks fire while
-//!   the prompt waits;
+//!   and sends each finished input over a channel, then waits until it has run and
+//!   been told what to put at the next prompt (the tour puts its code there);
+//! - the script thread (the caller's) owns the session and decides what an input is
+//!   ([`front`]); between inputs it keeps running callbacks posted by the runtime, so
+//!   timers and pipe callbacks fire while the prompt waits;
 //! - the printer thread writes output above the prompt (see [`printer`]).
 //!
 //! Ctrl-C at the prompt clears the line (rustyline reads it as a key in raw mode);
 //! during an evaluation the terminal is in cooked mode, so it arrives as SIGINT and
 //! trips the session's cancel flag instead.
 
+pub mod front;
 pub mod helper;
 pub mod highlight;
 pub mod history;
 pub mod printer;
+pub mod tour;
 
 use crate::script::lexer::scan;
 use crate::script::{Session, Sink, StdSink};
+use front::{Front, Prompt};
 use helper::{Names, ShellHelper};
-use owo_colors::OwoColorize;
 use rustyline::error::ReadlineError;
 use rustyline::history::FileHistory;
 use rustyline::{CompletionType, Config, Editor};
@@ -34,6 +37,12 @@ pub const CONTINUATION: &str = "... ";
 pub struct ReplOptions {
     pub colour: bool,
     pub history: Option<PathBuf>,
+    /// Use the local world from the start (`--offline`).
+    pub offline: bool,
+    /// Start on the guided tour (`--tour`).
+    pub tour: bool,
+    /// Show what a long wait waits for (a terminal, colour allowed: see `script::status`).
+    pub status: bool,
 }
 
 enum Input {
@@ -65,23 +74,40 @@ pub fn run(opts: ReplOptions, make_session: impl FnOnce(Arc<dyn Sink>) -> Sessio
         }
         let _ = editor.load_history(path);
     }
-    let sink: Arc<dyn Sink> = match editor.create_external_printer() {
-        Ok(p) => Arc::new(printer::PromptSink::start(p, opts.colour)),
-        Err(_) => Arc::new(StdSink),
+    let printer = editor
+        .create_external_printer()
+        .ok()
+        .map(|p| Arc::new(printer::PromptSink::start(p, opts.colour)));
+    let sink: Arc<dyn Sink> = match &printer {
+        Some(p) => p.clone(),
+        None => Arc::new(StdSink),
     };
-    let mut session = make_session(sink.clone());
+    if let Some(p) = printer.as_ref().filter(|_| opts.status) {
+        crate::script::status::install(p.clone());
+    }
+    let session = make_session(sink.clone());
     refresh_names(&session, &names);
 
     let banner = format!(
-        "p2pd-repl {} (Rhai {}) - `await` works at top level. help() for help, Ctrl-D to exit.",
+        "p2pd-repl {} (Rhai {}) - `await` works at top level. help() for help, Ctrl-D to exit.\n\
+         New to P2PD? tour() walks through its Basics tutorial, one step at a time.",
         env!("CARGO_PKG_VERSION"),
         "1.27"
     );
     sink.out(&banner);
+    let mut front = Front::new(session, sink.clone(), opts.colour);
+    if opts.offline {
+        front.go_offline("--offline");
+    }
+    let first = if opts.tour {
+        front.start_tour()
+    } else {
+        Prompt::default()
+    };
 
     let (line_tx, mut line_rx) = mpsc::channel::<Input>(1);
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let cancel = session.cancel().clone();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Prompt>();
+    let cancel = front.session.cancel().clone();
     let history = opts.history.clone();
     let editor_thread = std::thread::Builder::new()
         .name("editor".into())
@@ -89,67 +115,71 @@ pub fn run(opts: ReplOptions, make_session: impl FnOnce(Arc<dyn Sink>) -> Sessio
             // Lines typed so far for an input that is not finished (open brackets or
             // an unterminated string): Python's `... ` continuation.
             let mut pending = String::new();
+            let mut initial = first.initial;
             loop {
                 let prompt = if pending.is_empty() {
                     PROMPT
                 } else {
                     CONTINUATION
                 };
-                match editor.readline(prompt) {
+                let read = match initial.take() {
+                    Some(text) => editor.readline_with_initial(prompt, (&text, "")),
+                    None => editor.readline(prompt),
+                };
+                let input = match read {
                     Ok(line) => {
                         if !pending.is_empty() {
                             pending.push('\n');
                         }
                         pending.push_str(&line);
                         if pending.trim().is_empty() {
+                            // Sent too: during the tour, Enter here means "go on".
                             pending.clear();
+                            Input::Line(String::new())
+                        } else if scan(&pending).is_incomplete() {
                             continue;
-                        }
-                        if scan(&pending).is_incomplete() {
-                            continue;
-                        }
-                        let input = std::mem::take(&mut pending);
-                        let _ = editor.add_history_entry(input.as_str());
-                        if let Some(path) = &history {
-                            let _ = editor.append_history(path);
-                        }
-                        if line_tx.blocking_send(Input::Line(input)).is_err()
-                            || done_rx.recv().is_err()
-                        {
-                            break;
+                        } else {
+                            let input = std::mem::take(&mut pending);
+                            let _ = editor.add_history_entry(input.as_str());
+                            if let Some(path) = &history {
+                                let _ = editor.append_history(path);
+                            }
+                            Input::Line(input)
                         }
                     }
                     // Clears the input; also stops a callback running while idle.
                     Err(ReadlineError::Interrupted) => {
                         pending.clear();
                         cancel.trip();
+                        continue;
                     }
                     Err(_) => {
-                        let _ = line_tx.blocking_send(Input::Eof);
-                        break;
+                        pending.clear();
+                        Input::Eof
                     }
+                };
+                if line_tx.blocking_send(input).is_err() {
+                    break;
+                }
+                match done_rx.recv() {
+                    Ok(next) if !next.exit => initial = next.initial,
+                    _ => break,
                 }
             }
         })
         .expect("spawn the editor thread");
 
-    while let Some(Input::Line(src)) = session.idle(line_rx.recv()) {
-        match session.eval_line(&src) {
-            Ok(Some(echo)) => sink.out(&echo),
-            Ok(None) => {}
-            Err(e) if e.interrupted => {
-                let text = "KeyboardInterrupt";
-                sink.err(&if opts.colour {
-                    text.yellow().to_string()
-                } else {
-                    text.into()
-                });
-            }
-            // The sink paints errors red itself.
-            Err(e) => sink.err(&e.render("<stdin>", &src)),
+    while let Some(input) = front.session.idle(line_rx.recv()) {
+        let next = match input {
+            Input::Line(src) => front.line(&src),
+            Input::Eof => front.eof(),
+        };
+        refresh_names(&front.session, &names);
+        if let Some(p) = &printer {
+            p.flush();
         }
-        refresh_names(&session, &names);
-        if done_tx.send(()).is_err() {
+        let exit = next.exit;
+        if done_tx.send(next).is_err() || exit {
             break;
         }
     }

@@ -10,18 +10,20 @@
 //! - an unresolvable name raises an error naming host and family, never a bare
 //!   resolver error.
 //!
-//! Lookup settings (`resolve_timeout`) belong to the session: [`Resolver`] is shared by
-//! every binding that turns names into addresses, pipes included.
+//! Lookup settings (`resolve_timeout`) and the hosts table (`hosts(...)`, see
+//! `net::hosts`) belong to the session: [`Resolver`] is shared by every binding that turns
+//! names into addresses, pipes included, and asks the table before anything else.
 
 use super::args::seconds;
-use super::bridge;
 use super::error::{error, type_name};
 use super::interface::InterfaceHandle;
 use super::registry::{Help, Registrar};
+use super::status;
 use crate::net::address::{self, Address, Family, ResolveOptions};
+use crate::net::hosts::HostsTable;
 use crate::net::interface::Gateways;
 use crate::net::route::Route;
-use rhai::{Array, Dynamic, EvalAltResult, INT, NativeCallContext};
+use rhai::{Array, Dynamic, EvalAltResult, INT, Map, NativeCallContext};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
@@ -31,9 +33,18 @@ type Res<T> = Result<T, Box<EvalAltResult>>;
 #[derive(Clone, Default)]
 pub struct Resolver {
     opts: Arc<RwLock<ResolveOptions>>,
+    hosts: Arc<RwLock<HostsTable>>,
 }
 
 impl Resolver {
+    /// A resolver that asks `hosts` first.
+    pub fn with_hosts(hosts: Arc<RwLock<HostsTable>>) -> Self {
+        Self {
+            opts: Arc::default(),
+            hosts,
+        }
+    }
+
     pub fn options(&self) -> ResolveOptions {
         self.opts.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -44,6 +55,9 @@ impl Resolver {
 
     /// Resolves `host` for `family`, or for the preferred family with a fallback.
     pub async fn resolve(&self, host: &str, port: u16, family: Option<Family>) -> Res<Address> {
+        if let Some(found) = self.hosts_entry(host, port, family)? {
+            return Ok(found);
+        }
         let opts = self.options();
         let order = match family {
             Some(f) => vec![f],
@@ -66,6 +80,79 @@ impl Resolver {
             }
         }
         Err(last.map_or_else(|| error("resolve", "no family to resolve"), address_error))
+    }
+}
+
+impl Resolver {
+    /// The session's hosts table entry for `host:port`, checked against the wanted family.
+    fn hosts_entry(&self, host: &str, port: u16, family: Option<Family>) -> Res<Option<Address>> {
+        let table = self.hosts.read().unwrap_or_else(|p| p.into_inner());
+        let Some(to) = table.lookup(host, port) else {
+            return Ok(None);
+        };
+        let found = Family::of(&to.ip());
+        if let Some(wanted) = family
+            && wanted != found
+        {
+            return Err(error(
+                "family",
+                format!(
+                    "{host}:{port} is {to} in the session's hosts table (see hosts()), an {found} address, but the route is {wanted}"
+                ),
+            ));
+        }
+        Ok(Some(Address {
+            host: host.trim().to_string(),
+            ip: to.ip(),
+            port: to.port(),
+            family: found,
+            scope_id: 0,
+        }))
+    }
+
+    fn hosts_map(&self) -> Map {
+        let table = self.hosts.read().unwrap_or_else(|p| p.into_inner());
+        table
+            .entries()
+            .into_iter()
+            .map(|(k, v)| (k.into(), Dynamic::from(v)))
+            .collect()
+    }
+
+    /// Applies `changes` (a string sets an entry, `()` removes it) all or nothing.
+    fn set_hosts(&self, changes: Map) -> Res<Map> {
+        let mut edits = Vec::new();
+        for (key, value) in changes {
+            let value = if value.is_unit() {
+                None
+            } else if value.is_string() {
+                value.into_string().ok()
+            } else {
+                return Err(error(
+                    "type",
+                    format!(
+                        "hosts values are \"IP\" or \"IP:PORT\" strings (or () to remove), got {} for {}",
+                        type_name(&value),
+                        crate::text::quoted(&key)
+                    ),
+                ));
+            };
+            if let Some(v) = &value {
+                HostsTable::check(&key, v).map_err(|e| error("value", e))?;
+            }
+            edits.push((key, value));
+        }
+        {
+            let mut table = self.hosts.write().unwrap_or_else(|p| p.into_inner());
+            for (key, value) in edits {
+                match value {
+                    Some(v) => table.set(&key, &v),
+                    None => table.remove(&key).map(|_| ()),
+                }
+                .map_err(|e| error("value", e))?;
+            }
+        }
+        Ok(self.hosts_map())
     }
 }
 
@@ -150,7 +237,7 @@ pub fn family_of(route: &Dynamic) -> Res<Option<Family>> {
         "type",
         format!(
             "route must be a Route, an Interface, IP4/IP6 or (), got {}",
-            type_name(route)
+            super::args::described(route)
         ),
     ))
 }
@@ -186,6 +273,10 @@ impl ScriptAddress {
             family,
             resolved: None,
         }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     pub fn resolved(&self) -> Option<&Address> {
@@ -242,6 +333,15 @@ const RESOLVE: Help = Help::function(
     "Resolve a host for the route's family (IPv4 first without a route); same as Address(...).res().",
     r#"resolve("localhost", 53, IP4).ip"#,
 );
+const HOSTS: Help = Help::function(
+    "addresses",
+    &[
+        "hosts()",
+        "hosts(#{\"name\": \"IP\", \"name:port\": \"IP:PORT\", \"old\": ()})",
+    ],
+    "The session's hosts table, asked before DNS by Address, resolve and pipe_open; a map sets entries (\"name:port\" keys may move the port, () removes one).",
+    r#"hosts(#{"db.test:80": "127.0.0.1:8080"}); resolve("db.test", 80).tup"#,
+);
 const RESOLVE_TIMEOUT: Help = Help::function(
     "addresses",
     &["resolve_timeout()", "resolve_timeout(secs)"],
@@ -249,8 +349,8 @@ const RESOLVE_TIMEOUT: Help = Help::function(
     "resolve_timeout(5)",
 );
 
-pub fn register(reg: &mut Registrar) -> Resolver {
-    let resolver = Resolver::default();
+pub fn register(reg: &mut Registrar, hosts: Arc<RwLock<HostsTable>>) -> Resolver {
+    let resolver = Resolver::with_hosts(hosts);
     reg.register_type::<ScriptAddress>("Address")
         .register_fn("to_string", |a: &mut ScriptAddress| a.text())
         .register_fn("to_debug", |a: &mut ScriptAddress| a.text())
@@ -309,6 +409,10 @@ pub fn register(reg: &mut Registrar) -> Resolver {
         },
     );
     let r = resolver.clone();
+    reg.func("hosts", &HOSTS, move || r.hosts_map());
+    let r = resolver.clone();
+    reg.func("hosts", &HOSTS, move |changes: Map| r.set_hosts(changes));
+    let r = resolver.clone();
     reg.func("resolve_timeout", &RESOLVE_TIMEOUT, move || {
         r.options().timeout.as_secs_f64()
     });
@@ -329,10 +433,10 @@ fn res(ctx: &NativeCallContext, resolver: &Resolver, a: &mut ScriptAddress) -> R
     if a.resolved.is_none() {
         let pending = a.clone();
         let resolver = resolver.clone();
-        let found = bridge::wait(
-            ctx,
-            async move { pending.resolve_for(&resolver, None).await },
-        )?;
+        let label = format!("resolve: looking up {}", pending.host);
+        let found = status::wait(ctx, move || label.clone(), async move {
+            pending.resolve_for(&resolver, None).await
+        })?;
         a.resolved = Some(found);
     }
     Ok(a.clone())

@@ -33,6 +33,19 @@ pub fn seconds(value: &Dynamic, what: &str) -> Result<Duration, Box<EvalAltResul
     Ok(Duration::from_secs_f64(secs.min(3.0e9)))
 }
 
+/// What a wrong argument is, for an error message. A bare name that is no variable but
+/// names a function reads as that function (see `engine::install_names`), which usually
+/// means the variable was never made: say so instead of a bare "Fn".
+pub fn described(value: &Dynamic) -> String {
+    match value.read_lock::<rhai::FnPtr>() {
+        Some(f) => format!(
+            "the function {}() (is a variable of that name missing?)",
+            f.fn_name()
+        ),
+        None => super::registry::type_name(value).to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +62,15 @@ mod tests {
         );
         assert!(seconds(&Dynamic::from(-1_i64), "t").is_err());
         assert!(seconds(&Dynamic::from("x"), "timeout").is_err());
+    }
+
+    #[test]
+    fn a_function_in_place_of_a_value_is_named() {
+        let f = Dynamic::from(rhai::FnPtr::new("route").unwrap());
+        assert_eq!(
+            described(&f),
+            "the function route() (is a variable of that name missing?)"
+        );
+        assert_eq!(described(&Dynamic::from(1_i64)), "i64");
     }
 }

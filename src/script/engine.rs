@@ -18,8 +18,10 @@ use super::limits::Requested;
 use super::registry::{Constants, HelpIndex, Registrar};
 use super::sched::fiber;
 use super::sink::Sink;
+use super::world::World;
 use super::{gather, interface, nat, netcheck, pipe, portmap, route, shell, stun, task, timers};
 use crate::net::config::StunConfig;
+use crate::net::hosts::HostsTable;
 use rhai::{AST, Dynamic, Engine, FnPtr, LexError, ParseError, ParseErrorType, Position, Scope};
 use std::sync::{Arc, OnceLock, RwLock};
 
@@ -33,6 +35,8 @@ pub struct ShellEngine {
     pub constants: Arc<Constants>,
     /// What `limits(#{...})` asked for.
     limits: Requested,
+    /// Where the session's network is; the front ends switch it to the local world.
+    pub world: Arc<World>,
 }
 
 impl ShellEngine {
@@ -58,6 +62,9 @@ pub struct BindContext {
     pub bridge: Arc<Bridge>,
     /// The session's STUN settings, shared by every binding that probes the network.
     pub stun: Arc<RwLock<StunConfig>>,
+    /// The session's hosts table, asked before DNS by every binding that resolves names.
+    pub hosts: Arc<RwLock<HostsTable>>,
+    pub world: Arc<World>,
 }
 
 /// A binding area: one file under `script/`, one entry in [`AREAS`].
@@ -120,16 +127,26 @@ pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, opts: SessionOptions) -> 
     install_byte_literal(&mut engine);
 
     let help_slot: Arc<OnceLock<Arc<HelpIndex>>> = Arc::new(OnceLock::new());
+    let stun = Arc::new(RwLock::new(opts.stun));
+    let hosts = Arc::new(RwLock::new(HostsTable::default()));
+    let world = Arc::new(World::new(
+        bridge.handle().clone(),
+        stun.clone(),
+        hosts.clone(),
+    ));
     let ctx = BindContext {
         sink: sink.clone(),
         bridge,
-        stun: Arc::new(RwLock::new(opts.stun)),
+        stun,
+        hosts,
+        world: world.clone(),
     };
     let (help, constants) = {
         let mut reg = Registrar::new(&mut engine);
         shell::register(&mut reg, sink, help_slot.clone());
         super::limits::register(&mut reg, limits.clone());
         super::sized::register(&mut reg);
+        super::world::register(&mut reg, world.clone());
         for area in AREAS {
             area(&mut reg, &ctx);
         }
@@ -149,6 +166,7 @@ pub fn build(bridge: Arc<Bridge>, sink: Arc<dyn Sink>, opts: SessionOptions) -> 
         help,
         constants,
         limits,
+        world,
     }
 }
 

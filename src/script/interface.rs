@@ -10,13 +10,15 @@
 //! carries its help text; splitting the one area over two files would hide half of it.)
 
 use super::args::seconds;
-use super::bridge;
 use super::engine::BindContext;
 use super::error::{error, type_name};
 use super::registry::{Help, Registrar};
+use super::status;
+use super::world::{LOOPBACK_INTERFACE, World};
 use crate::net::config::StunConfig;
 use crate::net::interface::{self, Interface, NetIfaces};
 use crate::net::ip_range::Family;
+use crate::net::progress::Tally;
 use crate::net::route::Route;
 use crate::text::quoted;
 use rhai::{Array, Dynamic, EvalAltResult, INT, NativeCallContext};
@@ -126,7 +128,12 @@ fn interface_from(v: &Dynamic) -> Result<Interface, Box<EvalAltResult>> {
 }
 
 /// The interface for `Interface(...)`: a name or a family number; neither is the default.
-fn pick(name: Option<&str>, af: Option<INT>) -> Result<Interface, Box<EvalAltResult>> {
+/// Offline, a machine without a default interface gives its loopback interface.
+fn pick(
+    world: &World,
+    name: Option<&str>,
+    af: Option<INT>,
+) -> Result<Interface, Box<EvalAltResult>> {
     if let Some(name) = name.filter(|n| n.trim().is_empty()) {
         let names = Interface::list().unwrap_or_default().join(", ");
         return Err(error(
@@ -137,12 +144,18 @@ fn pick(name: Option<&str>, af: Option<INT>) -> Result<Interface, Box<EvalAltRes
             ),
         ));
     }
-    match af {
-        None => Interface::by_name(name).map_err(iface_err),
+    let found = match af {
+        None => Interface::by_name(name),
         Some(af) => match family_or_any(af)? {
-            Some(f) => Interface::default_for(f).map_err(iface_err),
-            None => Interface::by_name(None).map_err(iface_err),
+            Some(f) => Interface::default_for(f),
+            None => Interface::by_name(None),
         },
+    };
+    match found {
+        Err(e @ interface::Error::NoDefault(_)) if world.is_offline() => {
+            Interface::by_name(Some(LOOPBACK_INTERFACE)).map_err(|_| iface_err(e))
+        }
+        other => other.map_err(iface_err),
     }
 }
 
@@ -156,8 +169,10 @@ fn start(
     let config = stun.read().unwrap_or_else(|p| p.into_inner()).clone();
     let timeout = timeout.unwrap_or(config.start_timeout);
     let mut iface = h.get();
-    let started = bridge::wait(ctx, async move {
-        let r = iface.start_stun(&config, timeout).await;
+    let tally = Tally::default();
+    let label = status::stun_answers("start()", tally.clone());
+    let started = status::wait(ctx, label, async move {
+        let r = iface.start_stun_tallied(&config, timeout, &tally).await;
         Ok::<_, Box<EvalAltResult>>((iface, r))
     })?;
     let (iface, result) = started;
@@ -178,11 +193,15 @@ fn load(
         Some(n) => n,
         None => Arc::new(NetIfaces::load().map_err(iface_err)?),
     };
-    let started = bridge::wait(ctx, async move {
+    let tally = Tally::default();
+    let label = status::stun_answers("load_interfaces()", tally.clone());
+    let started = status::wait(ctx, label, async move {
         let timeout = config.start_timeout;
         let list = match names {
-            Some(names) => interface::external::start_all(&net, &names, &config, timeout).await,
-            None => interface::load_interfaces(&net, &config, timeout).await,
+            Some(names) => {
+                interface::external::start_all(&net, &names, &config, timeout, &tally).await
+            }
+            None => interface::load_interfaces(&net, &config, timeout, &tally).await,
         };
         Ok::<_, Box<EvalAltResult>>(list)
     })?;
@@ -429,14 +448,17 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
         json_to_dynamic(&n.0.to_value()["gateways"])
     });
 
-    reg.func("Interface", &NEW, || {
-        pick(None, None).map(InterfaceHandle::new)
-    })
-    .func("Interface", &NEW, |name: &str| {
-        pick(Some(name), None).map(InterfaceHandle::new)
-    })
-    .func("Interface", &NEW, |af: INT| {
-        pick(None, Some(af)).map(InterfaceHandle::new)
+    let w = ctx.world.clone();
+    reg.func("Interface", &NEW, move || {
+        pick(&w, None, None).map(InterfaceHandle::new)
+    });
+    let w = ctx.world.clone();
+    reg.func("Interface", &NEW, move |name: &str| {
+        pick(&w, Some(name), None).map(InterfaceHandle::new)
+    });
+    let w = ctx.world.clone();
+    reg.func("Interface", &NEW, move |af: INT| {
+        pick(&w, None, Some(af)).map(InterfaceHandle::new)
     })
     .func(
         "list",
@@ -465,35 +487,40 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
             start(&ctx, h, &stun, Some(seconds(&t, "start timeout")?))
         },
     );
-    let stun = ctx.stun.clone();
+    let (stun, w) = (ctx.stun.clone(), ctx.world.clone());
     reg.func(
         "interface_start",
         &IFACE_START,
         move |ctx: NativeCallContext| {
-            start(&ctx, &InterfaceHandle::new(pick(None, None)?), &stun, None)
+            start(
+                &ctx,
+                &InterfaceHandle::new(pick(&w, None, None)?),
+                &stun,
+                None,
+            )
         },
     );
-    let stun = ctx.stun.clone();
+    let (stun, w) = (ctx.stun.clone(), ctx.world.clone());
     reg.func(
         "interface_start",
         &IFACE_START,
         move |ctx: NativeCallContext, name: &str| {
             start(
                 &ctx,
-                &InterfaceHandle::new(pick(Some(name), None)?),
+                &InterfaceHandle::new(pick(&w, Some(name), None)?),
                 &stun,
                 None,
             )
         },
     );
-    let stun = ctx.stun.clone();
+    let (stun, w) = (ctx.stun.clone(), ctx.world.clone());
     reg.func(
         "interface_start",
         &IFACE_START,
         move |ctx: NativeCallContext, af: INT| {
             start(
                 &ctx,
-                &InterfaceHandle::new(pick(None, Some(af))?),
+                &InterfaceHandle::new(pick(&w, None, Some(af))?),
                 &stun,
                 None,
             )

@@ -1,9 +1,281 @@
-//! A small scanner over Rhai source that knows where strings and comments are.
+//! A small tokenizer over Rhai source that knows where strings and comments are.
 //!
-//! Two features need to see code the way Rhai's tokenizer does without running it:
-//! the REPL asks "is this input finished?" (open brackets, an unterminated string),
-//! and the `b"..."` literal must be recognised only in code, never inside a string or
-//! comment. Both read the same [`Scan`], so they can never disagree.
+//! Three features need to see code the way Rhai's tokenizer does without running it:
+//! the REPL asks "is this input finished?" (open brackets, an unterminated string), the
+//! `b"..."` literal must be recognised only in code, never inside a string or comment, and
+//! the prompt's Python-shaped forms (`python.rs`) are rewritten on tokens, never on the text
+//! inside strings. All three read the same [`tokens`], so they can never disagree.
+//!
+//! The tokenizer never fails: text it does not know becomes a one-character [`Kind::Punct`],
+//! and a string or block comment that runs to the end becomes [`Kind::Unterminated`].
+//! Python's `# comment` (a `#` followed by white space) is a token of its own: Rhai has no
+//! such form, so the prompt can rewrite it and a script's error can name it.
+
+/// What a token is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A name or keyword.
+    Ident,
+    /// A number literal (`42`, `0x1f`, `2.5e3`).
+    Number,
+    /// A string, character, backtick or raw string literal, interpolations included.
+    Str,
+    /// `b"..."` or `b#"..."#`: starts at the `b`.
+    ByteStr,
+    /// `// ...` or `/* ... */`.
+    Comment,
+    /// Python's `# ...` up to the end of the line.
+    HashComment,
+    /// One line break.
+    Newline,
+    /// An operator or bracket (`==`, `+=`, `#{`, `(`...), longest match.
+    Punct,
+    /// A string or block comment that the input ends inside.
+    Unterminated,
+}
+
+/// One token: its kind and its byte range in the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub kind: Kind,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Token {
+    pub fn text<'s>(&self, src: &'s str) -> &'s str {
+        &src[self.start..self.end]
+    }
+
+    /// Opens a bracket: `(`, `[`, `{`, `#{` or `?[`.
+    pub fn opens(&self, src: &str) -> bool {
+        self.kind == Kind::Punct && matches!(self.text(src), "(" | "[" | "{" | "#{" | "?[")
+    }
+
+    pub fn closes(&self, src: &str) -> bool {
+        self.kind == Kind::Punct && matches!(self.text(src), ")" | "]" | "}")
+    }
+
+    pub fn is(&self, src: &str, kind: Kind, text: &str) -> bool {
+        self.kind == kind && self.text(src) == text
+    }
+}
+
+/// Operators of two or three characters, longest first, so `==` is never read as `=`.
+const OPERATORS: &[&str] = &[
+    "**=", "<<=", ">>=", "..=", "==", "!=", "<=", ">=", "=>", "+=", "-=", "*=", "/=", "%=", "&=",
+    "|=", "^=", "::", "..", "?.", "??", "?[", "->", "&&", "||", "<<", ">>", "**", "#{",
+];
+
+fn is_ident_start(c: char) -> bool {
+    c.is_alphabetic() || c == '_'
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// Splits `src` into tokens; white space other than line breaks is skipped.
+pub fn tokens(src: &str) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < src.len() {
+        let (kind, end) = match next_token(src, at) {
+            Some(t) => t,
+            None => {
+                // White space: skip one character.
+                at += src[at..].chars().next().map_or(1, char::len_utf8);
+                continue;
+            }
+        };
+        out.push(Token {
+            kind,
+            start: at,
+            end,
+        });
+        at = end;
+    }
+    out
+}
+
+/// The token starting at `at`, or `None` for white space.
+fn next_token(src: &str, at: usize) -> Option<(Kind, usize)> {
+    let rest = &src[at..];
+    let c = rest.chars().next()?;
+    let next = rest[c.len_utf8()..].chars().next();
+    Some(match c {
+        '\n' => (Kind::Newline, at + 1),
+        c if c.is_whitespace() => return None,
+        '/' if next == Some('/') => (Kind::Comment, line_end(src, at)),
+        '/' if next == Some('*') => block_comment(src, at),
+        '#' if at == 0 && next == Some('!') => (Kind::Comment, line_end(src, at)),
+        '#' if next.is_none_or(char::is_whitespace) => (Kind::HashComment, line_end(src, at)),
+        '#' if matches!(next, Some('"' | '#')) && raw_hashes(rest).is_some() => raw_string(src, at),
+        '"' | '\'' => quoted(src, at),
+        '`' => backtick(src, at),
+        'b' if matches!(next, Some('"' | '#')) && byte_prefix(rest) => {
+            let (kind, end) = if next == Some('"') {
+                quoted(src, at + 1)
+            } else {
+                raw_string(src, at + 1)
+            };
+            let kind = if kind == Kind::Str {
+                Kind::ByteStr
+            } else {
+                kind
+            };
+            (kind, end)
+        }
+        c if is_ident_start(c) => (Kind::Ident, at + ident_len(rest)),
+        c if c.is_ascii_digit() => (Kind::Number, at + number_len(rest)),
+        _ => {
+            let op = OPERATORS
+                .iter()
+                .find(|op| rest.starts_with(**op))
+                .map_or(c.len_utf8(), |op| op.len());
+            (Kind::Punct, at + op)
+        }
+    })
+}
+
+fn line_end(src: &str, at: usize) -> usize {
+    src[at..].find('\n').map_or(src.len(), |n| at + n)
+}
+
+fn ident_len(rest: &str) -> usize {
+    rest.char_indices()
+        .find(|(_, c)| !is_ident(*c))
+        .map_or(rest.len(), |(i, _)| i)
+}
+
+/// Digits and letters (hex, exponents, `_`), and one `.` when a digit follows it, so that
+/// `1..3` stays a range.
+fn number_len(rest: &str) -> usize {
+    let b = rest.as_bytes();
+    let word = |from: usize| {
+        from + b[from..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count()
+    };
+    let end = word(0);
+    if b.get(end) == Some(&b'.') && b.get(end + 1).is_some_and(u8::is_ascii_digit) {
+        word(end + 1)
+    } else {
+        end
+    }
+}
+
+/// `b` starts a byte literal only as a word of its own: `ab"x"` is a name and a string.
+fn byte_prefix(rest: &str) -> bool {
+    let after = &rest[1..];
+    after.starts_with('"') || raw_hashes(after).is_some()
+}
+
+/// For `#..#"`, the number of hashes.
+fn raw_hashes(rest: &str) -> Option<usize> {
+    let hashes = rest.bytes().take_while(|&h| h == b'#').count();
+    (hashes > 0 && rest.as_bytes().get(hashes) == Some(&b'"')).then_some(hashes)
+}
+
+/// A `"..."` or `'...'` literal whose opening quote is at `quote`.
+fn quoted(src: &str, quote: usize) -> (Kind, usize) {
+    let b = src.as_bytes();
+    let q = b[quote];
+    let mut i = quote + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            c if c == q => return (Kind::Str, i + 1),
+            _ => i += 1,
+        }
+    }
+    (Kind::Unterminated, src.len())
+}
+
+/// `#"..."#` (any number of hashes) whose first hash is at `from`.
+fn raw_string(src: &str, from: usize) -> (Kind, usize) {
+    let Some(hashes) = raw_hashes(&src[from..]) else {
+        return (Kind::Punct, from + 1);
+    };
+    let close = format!("\"{}", "#".repeat(hashes));
+    let body = from + hashes + 1;
+    match src[body..].find(&close) {
+        Some(n) => (Kind::Str, body + n + close.len()),
+        None => (Kind::Unterminated, src.len()),
+    }
+}
+
+fn block_comment(src: &str, at: usize) -> (Kind, usize) {
+    let b = src.as_bytes();
+    let mut depth = 0;
+    let mut i = at;
+    while i + 1 < b.len() {
+        match (b[i], b[i + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                i += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return (Kind::Comment, i);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    (Kind::Unterminated, src.len())
+}
+
+/// A backtick string; each `${ ... }` inside is code, tokenized until its own `}`.
+fn backtick(src: &str, at: usize) -> (Kind, usize) {
+    let b = src.as_bytes();
+    let mut i = at + 1;
+    while i < b.len() {
+        match b[i] {
+            b'`' => return (Kind::Str, i + 1),
+            b'\\' => i += 2,
+            b'$' if b.get(i + 1) == Some(&b'{') => match interpolation_end(src, i + 2) {
+                Some(end) => i = end,
+                None => return (Kind::Unterminated, src.len()),
+            },
+            _ => i += 1,
+        }
+    }
+    (Kind::Unterminated, src.len())
+}
+
+/// The offset just past the `}` that closes an interpolation whose code starts at `from`.
+fn interpolation_end(src: &str, from: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut at = from;
+    while at < src.len() {
+        let Some((kind, end)) = next_token(src, at) else {
+            at += src[at..].chars().next().map_or(1, char::len_utf8);
+            continue;
+        };
+        let token = Token {
+            kind,
+            start: at,
+            end,
+        };
+        if kind == Kind::Unterminated {
+            return None;
+        }
+        if token.opens(src) {
+            depth += 1;
+        } else if token.closes(src) {
+            if depth == 0 {
+                return Some(end);
+            }
+            depth -= 1;
+        }
+        at = end;
+    }
+    None
+}
 
 /// What a scan of a piece of source found.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -23,112 +295,20 @@ impl Scan {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    Code,
-    LineComment,
-    BlockComment(u32),
-    /// `"..."` or `'...'`, with the quote byte.
-    Quoted(u8),
-    /// `#"..."#` with the number of hashes.
-    Raw(usize),
-    Backtick,
-}
-
-fn is_ident(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
 pub fn scan(src: &str) -> Scan {
-    let s = src.as_bytes();
     let mut out = Scan::default();
-    let mut state = State::Code;
-    // Bracket depths at which a `${` interpolation returns to its backtick string.
-    let mut interpolations: Vec<i32> = Vec::new();
-    let mut i = 0;
-    while i < s.len() {
-        let c = s[i];
-        let next = s.get(i + 1).copied();
-        match state {
-            State::Code => match c {
-                b'/' if next == Some(b'/') => {
-                    state = State::LineComment;
-                    i += 1;
-                }
-                b'/' if next == Some(b'*') => {
-                    state = State::BlockComment(1);
-                    i += 1;
-                }
-                b'"' | b'\'' => state = State::Quoted(c),
-                b'`' => state = State::Backtick,
-                b'#' if matches!(next, Some(b'"' | b'#')) => {
-                    let hashes = s[i..].iter().take_while(|&&h| h == b'#').count();
-                    if s.get(i + hashes) == Some(&b'"') {
-                        state = State::Raw(hashes);
-                        i += hashes;
-                    }
-                }
-                b'b' if (i == 0 || !is_ident(s[i - 1])) && matches!(next, Some(b'"' | b'#')) => {
-                    let hashes = s[i + 1..].iter().take_while(|&&h| h == b'#').count();
-                    if s.get(i + 1 + hashes) == Some(&b'"') {
-                        out.byte_literals.push(i);
-                    }
-                }
-                b'(' | b'[' | b'{' => out.open_brackets += 1,
-                b'}' if interpolations.last() == Some(&out.open_brackets) => {
-                    interpolations.pop();
-                    state = State::Backtick;
-                }
-                b')' | b']' | b'}' => out.open_brackets -= 1,
-                _ => {}
-            },
-            State::LineComment => {
-                if c == b'\n' {
-                    state = State::Code;
-                }
-            }
-            State::BlockComment(depth) => {
-                if c == b'*' && next == Some(b'/') {
-                    state = if depth == 1 {
-                        State::Code
-                    } else {
-                        State::BlockComment(depth - 1)
-                    };
-                    i += 1;
-                } else if c == b'/' && next == Some(b'*') {
-                    state = State::BlockComment(depth + 1);
-                    i += 1;
-                }
-            }
-            State::Quoted(q) => {
-                if c == b'\\' {
-                    i += 1;
-                } else if c == q {
-                    state = State::Code;
-                }
-            }
-            State::Raw(hashes) => {
-                if c == b'"' && s[i + 1..].iter().take_while(|&&h| h == b'#').count() >= hashes {
-                    state = State::Code;
-                    i += hashes;
-                }
-            }
-            State::Backtick => {
-                if c == b'`' {
-                    state = State::Code;
-                } else if c == b'$' && next == Some(b'{') {
-                    interpolations.push(out.open_brackets);
-                    state = State::Code;
-                    i += 1;
-                }
-            }
+    for t in tokens(src) {
+        if t.opens(src) {
+            out.open_brackets += 1;
+        } else if t.closes(src) {
+            out.open_brackets -= 1;
         }
-        i += 1;
+        match t.kind {
+            Kind::Unterminated => out.open_literal = true,
+            Kind::ByteStr => out.byte_literals.push(t.start),
+            _ => {}
+        }
     }
-    out.open_literal = matches!(
-        state,
-        State::Quoted(_) | State::Raw(_) | State::Backtick | State::BlockComment(_)
-    ) || !interpolations.is_empty();
     out
 }
 
@@ -275,12 +455,16 @@ mod tests {
             ("\"a ( string\"", false),
             ("// a comment (", false),
             ("/* open", true),
+            ("/* a /* nested */ one */ x", false),
             ("`a ${ 1 + (2", true),
             ("`a ${ 1 + {2} } b`", false),
+            ("`a ${ \"}\" } b`", false),
             ("`unterminated", true),
             ("let c = '(';", false),
             ("#\"raw \" ( \"#", false),
             ("\"esc \\\" (\"", false),
+            ("#{a: 1,", true),
+            ("# it's a Python comment (", false),
         ];
         for (src, incomplete) in cases {
             assert_eq!(scan(src).is_incomplete(), *incomplete, "{src}");
@@ -296,6 +480,62 @@ mod tests {
         assert!(scan(r#"ab"no""#).byte_literals.is_empty());
         assert!(scan("let b = 5; b + 1").byte_literals.is_empty());
         assert_eq!(rewrite_byte_literals(r#"f(b"x")"#), r#"f(@"x")"#);
+    }
+
+    fn kinds(src: &str) -> Vec<(Kind, &str)> {
+        tokens(src).iter().map(|t| (t.kind, t.text(src))).collect()
+    }
+
+    #[test]
+    fn operators_take_the_longest_match() {
+        use Kind::*;
+        assert_eq!(
+            kinds("x == 1; y = 2; z += 3; 1..3 #{"),
+            [
+                (Ident, "x"),
+                (Punct, "=="),
+                (Number, "1"),
+                (Punct, ";"),
+                (Ident, "y"),
+                (Punct, "="),
+                (Number, "2"),
+                (Punct, ";"),
+                (Ident, "z"),
+                (Punct, "+="),
+                (Number, "3"),
+                (Punct, ";"),
+                (Number, "1"),
+                (Punct, ".."),
+                (Number, "3"),
+                (Punct, "#{"),
+            ]
+        );
+        assert_eq!(kinds("2.5e3"), [(Number, "2.5e3")]);
+    }
+
+    #[test]
+    fn comments_strings_and_lines_are_single_tokens() {
+        use Kind::*;
+        assert_eq!(
+            kinds("a # b = c\nf(\"x = 1\") // y = 2"),
+            [
+                (Ident, "a"),
+                (HashComment, "# b = c"),
+                (Newline, "\n"),
+                (Ident, "f"),
+                (Punct, "("),
+                (Str, "\"x = 1\""),
+                (Punct, ")"),
+                (Comment, "// y = 2"),
+            ]
+        );
+        assert_eq!(
+            kinds("#!/usr/bin/env p2pd-repl"),
+            [(Comment, "#!/usr/bin/env p2pd-repl")]
+        );
+        assert_eq!(kinds("b\"\\x00\""), [(ByteStr, "b\"\\x00\"")]);
+        assert_eq!(kinds("`n = ${n}`"), [(Str, "`n = ${n}`")]);
+        assert_eq!(kinds("\"open"), [(Unterminated, "\"open")]);
     }
 
     #[test]

@@ -7,11 +7,12 @@
 //! STUN configuration; their alternate addresses are learnt at run time.
 
 use super::args::seconds;
-use super::bridge;
 use super::engine::BindContext;
 use super::error::error;
 use super::interface::{InterfaceHandle, json_to_dynamic};
 use super::registry::{Help, Registrar};
+use super::status;
+use super::world::World;
 use crate::net::config::{StunConfig, StunServer as ServerEntry};
 use crate::net::ip_range::Family;
 use crate::net::nat::{NatOptions, NatReport, load_nat_named, resolve_named};
@@ -51,30 +52,30 @@ const P2PD_DICT: Help = Help::method(
 
 pub fn register(reg: &mut Registrar, ctx: &BindContext) {
     register_report(reg);
-    let stun = ctx.stun.clone();
+    let session = (ctx.stun.clone(), ctx.world.clone());
     reg.func(
         "load_nat",
         &LOAD_NAT,
         move |ctx: NativeCallContext, i: &mut InterfaceHandle| {
-            run_load_nat(&ctx, i, &stun, Map::new())
+            run_load_nat(&ctx, i, &session, Map::new())
         },
     );
-    let stun = ctx.stun.clone();
+    let session = (ctx.stun.clone(), ctx.world.clone());
     reg.func(
         "load_nat",
         &LOAD_NAT,
         move |ctx: NativeCallContext, i: &mut InterfaceHandle, af: rhai::INT| {
             let mut opts = Map::new();
             opts.insert("family".into(), Dynamic::from(af));
-            run_load_nat(&ctx, i, &stun, opts)
+            run_load_nat(&ctx, i, &session, opts)
         },
     );
-    let stun = ctx.stun.clone();
+    let session = (ctx.stun.clone(), ctx.world.clone());
     reg.func(
         "load_nat",
         &LOAD_NAT,
         move |ctx: NativeCallContext, i: &mut InterfaceHandle, opts: Map| {
-            run_load_nat(&ctx, i, &stun, opts)
+            run_load_nat(&ctx, i, &session, opts)
         },
     )
     .func(
@@ -278,17 +279,27 @@ fn local_ip_of(
 fn run_load_nat(
     ctx: &NativeCallContext,
     i: &mut InterfaceHandle,
-    stun: &Arc<RwLock<StunConfig>>,
+    (stun, world): &(Arc<RwLock<StunConfig>>, Arc<World>),
     opts: Map,
 ) -> Result<NatReport, Box<EvalAltResult>> {
     let config = stun.read().unwrap_or_else(|p| p.into_inner()).clone();
-    let gateway = super::portmap::interface_gateway(i).ok();
+    // The local world has no gateway of its own: the real one is not asked either.
+    let gateway = if world.is_offline() {
+        None
+    } else {
+        super::portmap::interface_gateway(i).ok()
+    };
     let (opts, family) = options(&opts, &config, gateway)?;
     let local = i.read(|iface| local_ip_of(iface, family))?;
     let family = Family::of(&local);
     let servers: Vec<ServerEntry> = config.servers_for(family).cloned().collect();
     let dns_timeout = config.dns_timeout.min(opts.timeout);
-    let report = bridge::wait(ctx, async move {
+    let label = format!(
+        "load_nat(): probing with {} STUN server(s), up to {}",
+        servers.len(),
+        status::seconds(opts.timeout).unwrap_or_else(|| "the timeout".into())
+    );
+    let report = status::wait(ctx, move || label.clone(), async move {
         let named = resolve_named(servers, family, dns_timeout).await;
         Ok::<_, Box<EvalAltResult>>(load_nat_named(local, named, opts).await)
     })?;

@@ -52,6 +52,39 @@ fn bind(route: &Route, port: INT, ip: Option<&str>) -> Result<Route, Box<EvalAlt
     Ok(bound)
 }
 
+/// An IP range from an `IPRange` value or its text (`"8.8.0.0/16"`).
+fn range_arg(v: Dynamic, what: &str) -> Result<IpRange, Box<EvalAltResult>> {
+    if let Some(r) = v.read_lock::<IpRange>() {
+        return Ok(*r);
+    }
+    if !v.is_string() {
+        return Err(error(
+            "type",
+            format!(
+                "{what} are IPRange values or \"ip[/prefix]\" strings, got {}",
+                super::args::described(&v)
+            ),
+        ));
+    }
+    let text = v.into_string().unwrap_or_default();
+    text.parse().map_err(|e| error("value", e))
+}
+
+fn range_list(list: Array, what: &str) -> Result<Vec<IpRange>, Box<EvalAltResult>> {
+    list.into_iter().map(|v| range_arg(v, what)).collect()
+}
+
+/// `Route(af, nic_ips, ext_ips)`: a route made by hand, as in the tutorial's examples.
+fn new_route(af: INT, nic: Array, ext: Array) -> Result<Route, Box<EvalAltResult>> {
+    let family = super::interface::family_arg(af)?;
+    Route::new(
+        family,
+        range_list(nic, "NIC addresses")?,
+        range_list(ext, "external addresses")?,
+    )
+    .map_err(|e| error("route", e))
+}
+
 fn ranges(list: &[IpRange]) -> Array {
     list.iter().copied().map(Dynamic::from).collect()
 }
@@ -87,6 +120,23 @@ const LINK_LOCAL: Help = Help::method(
     r#"stun_servers(["127.0.0.1:9"]); Interface("lo").start(0.2).route(IP4).link_local()"#,
 );
 
+const IPRANGE: Help = Help::function(
+    "routes",
+    &[
+        "IPRange(\"ip\")",
+        "IPRange(\"ip/prefix\")",
+        "IPRange(\"ip\", cidr)",
+    ],
+    "One address or a block of addresses (P2PD's IPRange): a host without a prefix.",
+    r#"IPRange("8.8.0.0", 16).cidr"#,
+);
+const ROUTE_NEW: Help = Help::function(
+    "routes",
+    &["Route(af, [nic, ...], [ext, ...])"],
+    "A route made by hand from IPRange values or \"ip[/prefix]\" strings: NIC addresses -> external address.",
+    r#"Route(IP4, [IPRange("192.168.0.20"), "7.7.7.7"], ["1.3.3.7"])"#,
+);
+
 pub fn register(reg: &mut Registrar, _: &BindContext) {
     reg.register_type::<Route>("Route")
         .register_fn("to_string", |r: &mut Route| r.to_string())
@@ -114,6 +164,16 @@ pub fn register(reg: &mut Registrar, _: &BindContext) {
         .register_get("is_private", |r: &mut IpRange| r.is_private())
         .register_get("is_public", |r: &mut IpRange| r.is_public());
 
+    reg.func("IPRange", &IPRANGE, |ip: Dynamic| {
+        range_arg(ip, "addresses")
+    })
+    .func("IPRange", &IPRANGE, |ip: &str, cidr: INT| {
+        let ip = crate::net::ip_range::parse_ip(ip).map_err(|e| error("value", e))?;
+        let prefix = u8::try_from(cidr)
+            .map_err(|_| error("value", format!("cidr must be 0..=128, got {cidr}")))?;
+        IpRange::new(ip, prefix).map_err(|e| error("value", e))
+    })
+    .func("Route", &ROUTE_NEW, new_route);
     reg.func("bind", &BIND, |r: &mut Route| bind(r, 0, None))
         .func("bind", &BIND, |r: &mut Route, port: INT| {
             bind(r, port, None)

@@ -142,6 +142,11 @@ impl Session {
         self.sched.borrow().fibers()
     }
 
+    /// Whether `name` is one of the session's variables (the REPL's `x = ...` makes new ones).
+    pub fn has_variable(&self, name: &str) -> bool {
+        self.scope.contains(name)
+    }
+
     /// Names the REPL can complete: variables, script functions, constants, builtins.
     pub fn completion_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.scope.iter().map(|(n, _, _)| n.to_string()).collect();

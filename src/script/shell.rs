@@ -1,4 +1,5 @@
-//! The shell's own functions: `help`, `repr` and `sleep`.
+//! The shell's own functions: `help`, `repr`, `sleep` and `tour` (the REPL's, refused in
+//! scripts).
 
 use super::args::seconds;
 use super::bridge;
@@ -6,6 +7,7 @@ use super::bytes::Bytes;
 use super::error::error;
 use super::registry::{Help, HelpIndex, Registrar};
 use super::sink::Sink;
+use super::status;
 use crate::text::quoted;
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext};
 use std::sync::{Arc, OnceLock};
@@ -21,6 +23,12 @@ const REPR: Help = Help::function(
     &["repr(value)"],
     "The value as the REPL echoes it: strings quoted, bytes as b'...', objects in full.",
     r#"repr([1, "two", b"3"])"#,
+);
+const TOUR: Help = Help::function(
+    "shell",
+    &["tour()"],
+    "At the REPL prompt, walk P2PD's Basics tutorial step by step (Enter runs a step, Enter again goes on; next(), back(), step(n), steps(), quit); offline by itself without internet.",
+    r#"help("tour")"#,
 );
 const YIELD_NOW: Help = Help::function(
     "shell",
@@ -64,6 +72,13 @@ pub fn register(reg: &mut Registrar, sink: Arc<dyn Sink>, index: Arc<OnceLock<Ar
     })
     .func("help", &HELP, move |name: &str| show(name))
     .func("help", &HELP, move |f: FnPtr| show_ptr(f.fn_name()))
+    .func("tour", &TOUR, || -> Result<(), Box<EvalAltResult>> {
+        // The REPL answers `tour()` itself, before anything is evaluated.
+        Err(super::error::error(
+            "repl_only",
+            "tour() runs at the REPL prompt: start it with p2pd-repl --tour",
+        ))
+    })
     .func("repr", &REPR, |ctx: NativeCallContext, v: Dynamic| {
         repr(&ctx, v)
     })
@@ -89,7 +104,13 @@ fn sleep(ctx: &NativeCallContext, secs: Dynamic) -> Result<(), Box<EvalAltResult
         // asyncio's `sleep(0)`: exactly one turn for everything runnable.
         return yield_now(ctx);
     }
-    bridge::wait(ctx, async move {
+    let label = move || {
+        format!(
+            "sleep: {}",
+            status::seconds(d).unwrap_or_else(|| "a long time".into())
+        )
+    };
+    status::wait(ctx, label, async move {
         tokio::time::sleep(d).await;
         Ok::<_, Box<EvalAltResult>>(())
     })

@@ -11,6 +11,7 @@ use super::bridge;
 use super::engine::BindContext;
 use super::error::{error, type_name};
 use super::registry::{Help, Registrar};
+use super::status;
 use crate::net::config::{StunServer as ServerEntry, StunSource};
 use crate::net::interface::external;
 use crate::net::ip_range::Family;
@@ -148,7 +149,8 @@ fn lookup(
         }
     };
     let timeout = config.request_timeout;
-    let r = bridge::wait(ctx, async move {
+    let label = format!("stun_lookup: asking {entry}");
+    let r = status::wait(ctx, move || label.clone(), async move {
         external::query(&entry, local, timeout, config.dns_timeout, DEFAULT_RTO)
             .await
             .map_err(|e| error("stun", format!("{entry}: {}", e.reason(timeout))))

@@ -114,17 +114,21 @@ impl Netns {
         Ok(ns)
     }
 
-    /// Runs the REPL binary with `args` inside the namespace; it must exit 0.
-    pub fn repl(&self, args: &[&str]) -> Output {
+    /// A command running the REPL binary inside the namespace (for a pty, say).
+    pub fn command(&self) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args([
             "netns",
             "exec",
             self.main(),
             env!("CARGO_BIN_EXE_p2pd-repl"),
-        ])
-        .args(args);
-        let out = run(&mut cmd, Duration::from_secs(30));
+        ]);
+        cmd
+    }
+
+    /// Runs the REPL binary with `args` inside the namespace; it must exit 0.
+    pub fn repl(&self, args: &[&str]) -> Output {
+        let out = run(self.command().args(args), Duration::from_secs(30));
         assert!(
             out.status.success(),
             "p2pd-repl {args:?} failed in the namespace: {}",

@@ -33,6 +33,7 @@ use super::{Error, ExternalLookup, Interface, NetIfaces};
 use crate::net::address::{self, ResolveOptions};
 use crate::net::config::{StunConfig, StunServer};
 use crate::net::ip_range::Family;
+use crate::net::progress::Tally;
 use crate::net::stun::{self, ClientError, DEFAULT_RTO, RequestOptions};
 
 /// How many servers must report the same address (P2PD's `min_agree`).
@@ -178,6 +179,8 @@ pub struct StunLookup {
     dns_timeout: Duration,
     rto: Duration,
     troubles: Mutex<Troubles>,
+    /// Servers asked and answers had, for a progress display.
+    tally: Tally,
 }
 
 impl StunLookup {
@@ -188,7 +191,14 @@ impl StunLookup {
             dns_timeout: config.dns_timeout,
             rto: DEFAULT_RTO,
             troubles: Mutex::new(Troubles::default()),
+            tally: Tally::default(),
         }
+    }
+
+    /// Counts servers asked and answers had into `tally` as the lookups go.
+    pub fn with_tally(mut self, tally: Tally) -> StunLookup {
+        self.tally = tally;
+        self
     }
 
     /// A different initial retransmission timeout (RFC 5389 suggests 500 ms on the Internet).
@@ -239,6 +249,7 @@ impl StunLookup {
             .filter(|s| s.families.allows(family))
             .collect();
         let mut agreement = Agreement::new(servers.len());
+        self.tally.expect(servers.len());
         let mut tasks = JoinSet::new();
         for (i, server) in servers.iter().enumerate() {
             let (server, dns, rto) = ((*server).clone(), self.dns_timeout, self.rto);
@@ -259,6 +270,9 @@ impl StunLookup {
                             *flag = true;
                         }
                         let name = servers.get(i).map(ToString::to_string).unwrap_or_default();
+                        if answer.is_ok() {
+                            self.tally.answered();
+                        }
                         agreement.handle_answer(&name, answer);
                     }
                     // A panicked or aborted query: its server stays unanswered.
@@ -398,7 +412,18 @@ impl Interface {
         config: &StunConfig,
         timeout: Duration,
     ) -> Result<(), Error> {
-        let lookup = StunLookup::new(config);
+        self.start_stun_tallied(config, timeout, &Tally::default())
+            .await
+    }
+
+    /// [`Interface::start_stun`], counting servers asked and answered into `tally`.
+    pub async fn start_stun_tallied(
+        &mut self,
+        config: &StunConfig,
+        timeout: Duration,
+        tally: &Tally,
+    ) -> Result<(), Error> {
+        let lookup = StunLookup::new(config).with_tally(tally.clone());
         let result = self.start(timeout, &lookup).await;
         let (grouped, details) = lookup.take_grouped();
         self.warning_details = self.warnings.iter().cloned().chain(details).collect();
@@ -409,14 +434,16 @@ impl Interface {
 
 /// P2PD's `load_interfaces`: the usable interfaces of `net` (name rules, inventory §1.5),
 /// all started at once, each bounded by `timeout`. Interfaces that fail to start (no
-/// address to route from) are left out; the result keeps `net`'s order.
+/// address to route from) are left out; the result keeps `net`'s order. STUN servers asked
+/// and answered are counted into `tally`.
 pub async fn load_interfaces(
     net: &NetIfaces,
     config: &StunConfig,
     timeout: Duration,
+    tally: &Tally,
 ) -> Vec<Interface> {
     let names = Interface::list_usable(net);
-    start_all(net, &names, config, timeout).await
+    start_all(net, &names, config, timeout, tally).await
 }
 
 /// Starts the named interfaces of `net` concurrently; unknown names and failures are left out.
@@ -425,6 +452,7 @@ pub async fn start_all(
     names: &[String],
     config: &StunConfig,
     timeout: Duration,
+    tally: &Tally,
 ) -> Vec<Interface> {
     let wanted: BTreeSet<&str> = names.iter().map(String::as_str).collect();
     let mut tasks = JoinSet::new();
@@ -435,8 +463,13 @@ pub async fn start_all(
         let Ok(mut iface) = Interface::from_netifaces(net, Some(&name)) else {
             continue;
         };
-        let config = config.clone();
-        tasks.spawn(async move { iface.start_stun(&config, timeout).await.map(|()| iface) });
+        let (config, tally) = (config.clone(), tally.clone());
+        tasks.spawn(async move {
+            iface
+                .start_stun_tallied(&config, timeout, &tally)
+                .await
+                .map(|()| iface)
+        });
     }
     let mut started: Vec<Interface> = tasks.join_all().await.into_iter().flatten().collect();
     started.sort_by_key(|i| i.netiface_index);

@@ -93,7 +93,11 @@ impl Pipe {
                 Taken::Nothing(pull) => pull,
             };
             if !self.is_running() {
-                return Err(self.closed_error());
+                // A reader that saw EOF queued what came before it, maybe since `take`.
+                return match self.pop(sub)? {
+                    Some(message) => Ok(Some(message)),
+                    None => Err(self.closed_error()),
+                };
             }
             if timeout.is_zero() {
                 return Ok(None);

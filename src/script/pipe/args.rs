@@ -57,6 +57,14 @@ impl Dest {
         Ok(Dest::HostPort(host, p))
     }
 
+    /// The host as given (a name or a literal).
+    pub fn host(&self) -> &str {
+        match self {
+            Dest::Address(a) => a.host(),
+            Dest::HostPort(host, _) => host,
+        }
+    }
+
     /// Resolves for `family` (the route's), or for the host's own family.
     pub async fn resolve(self, resolver: &Resolver, family: Option<Family>) -> Res<SocketAddr> {
         let addr = match self {
@@ -91,7 +99,7 @@ fn host_port(value: &Dynamic, what: &str) -> Res<(String, u16)> {
         "type",
         format!(
             "{what} must be an Address, [host, port] or \"host:port\", got {}",
-            type_name(value)
+            super::super::args::described(value)
         ),
     ))
 }
@@ -269,7 +277,7 @@ fn literal_addr(route: &Dynamic) -> Res<SocketAddr> {
             "type",
             format!(
                 "route must be a Route, an Interface, an IP, [ip, port], IP4/IP6 or (), got {}",
-                type_name(route)
+                super::super::args::described(route)
             ),
         ));
     };

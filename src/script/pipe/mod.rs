@@ -23,6 +23,7 @@ use super::address::{self, Resolver, tup};
 use super::bridge;
 use super::engine::BindContext;
 use super::registry::{Help, Registrar};
+use super::status;
 use crate::net::address::Family;
 use crate::net::pipe::{Pipe, PipeOptions, Proto};
 use crate::net::route::Route;
@@ -174,7 +175,8 @@ fn open(
     let dest = match dest {
         Some(d) => {
             let resolver = resolver.clone();
-            Some(bridge::wait(ctx, async move {
+            let label = format!("pipe_open: looking up {}", d.host());
+            Some(status::wait(ctx, move || label.clone(), async move {
                 d.resolve(&resolver, route_family).await
             })?)
         }
@@ -196,15 +198,19 @@ fn open(
         .into_iter()
         .filter_map(|(kind, f)| Some((kind, f?)))
         .collect();
+    let connecting = move || match dest {
+        Some(d) => format!("pipe_open: connecting to {d}"),
+        None => "pipe_open: opening".to_string(),
+    };
     if callbacks.is_empty() {
-        let pipe = bridge::wait(ctx, async move {
+        let pipe = status::wait(ctx, connecting, async move {
             Pipe::open(proto, dest, local, PipeOptions::default())
                 .await
                 .map_err(pipe_error)
         })?;
         return Ok(ScriptPipe::opened(pipe, bound, ctx));
     }
-    let (pipe, events) = bridge::wait(ctx, async move {
+    let (pipe, events) = status::wait(ctx, connecting, async move {
         Pipe::open_with_events(proto, dest, local, PipeOptions::default(), subscribe_all)
             .await
             .map_err(pipe_error)
@@ -266,8 +272,8 @@ const ECHO_SERVER: Help = Help::function(
 );
 
 /// Registers addresses and pipes: pipes resolve names with the session's resolver.
-pub fn register(reg: &mut Registrar, _ctx: &BindContext) {
-    let resolver = address::register(reg);
+pub fn register(reg: &mut Registrar, ctx: &BindContext) {
+    let resolver = address::register(reg, ctx.hosts.clone());
     reg.register_type::<ScriptPipe>("Pipe")
         .register_fn("to_string", |p: &mut ScriptPipe| p.text())
         .register_fn("to_debug", |p: &mut ScriptPipe| p.text())

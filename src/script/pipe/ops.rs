@@ -13,6 +13,7 @@ use super::super::bridge;
 use super::super::bytes::{Bytes, payload};
 use super::super::error::{error, show};
 use super::super::registry::{Help, Registrar};
+use super::super::status;
 use super::ScriptPipe;
 use super::args::{self, SubKey, pipe_error};
 use super::callbacks::{self, Kind};
@@ -66,7 +67,7 @@ fn recv(
             )
         })?;
     // What is there already is taken at once: `wait` polls before it suspends.
-    let got = bridge::wait(ctx, async {
+    let got = status::wait(ctx, move || status::up_to("recv", timeout), async {
         p.pipe.recv(id, timeout).await.map_err(pipe_error)
     })?;
     Ok(match got {
@@ -95,7 +96,8 @@ fn send(ctx: &NativeCallContext, p: &ScriptPipe, data: &Dynamic, to: Option<&Dyn
             converted.as_slice()
         }
     };
-    bridge::wait(ctx, async {
+    let label = || "send: waiting for room in the socket".to_string();
+    status::wait(ctx, label, async {
         match to {
             Some(peer) => p.pipe.send_to(data, peer).await,
             None => p.pipe.send(data).await,
@@ -107,7 +109,8 @@ fn send(ctx: &NativeCallContext, p: &ScriptPipe, data: &Dynamic, to: Option<&Dyn
 /// The next client of a TCP server, or `()` on timeout or once the server closed.
 pub fn accept_for(ctx: &NativeCallContext, p: &ScriptPipe, timeout: Duration) -> Res<Dynamic> {
     let pipe = p.pipe.clone();
-    let client = bridge::wait(ctx, async move {
+    let label = move || status::up_to("accept", timeout);
+    let client = status::wait(ctx, label, async move {
         pipe.accept(timeout).await.map_err(pipe_error)
     })?;
     Ok(client.map_or(Dynamic::UNIT, |c| Dynamic::from(p.child(c))))

@@ -36,6 +36,7 @@ pub mod stack;
 
 use super::bridge::{Bridge, Job, JobKind, Reporter};
 use super::error::ScriptError;
+use super::status;
 use super::task::Outcome;
 use corosensei::stack::Stack;
 use corosensei::{Coroutine, CoroutineResult};
@@ -321,8 +322,9 @@ impl Scheduler {
         }
     }
 
-    /// Sleeps until Ctrl-C, a wake-up or a job: the only place the script thread blocks.
-    fn park(&mut self) {
+    /// Sleeps until Ctrl-C, a wake-up, a job or `until` (the status line's next redraw):
+    /// the only place the script thread blocks.
+    fn park(&mut self, until: Option<std::time::Instant>) {
         if !self.ready.is_empty() || self.bridge.cancel().is_tripped() {
             return;
         }
@@ -334,11 +336,18 @@ impl Scheduler {
         let handle = self.bridge.handle().clone();
         let (cancel, ready, jobs) = (self.bridge.cancel().clone(), &self.ready, &mut self.jobs);
         let job = handle.block_on(async {
+            let redraw = async {
+                match until {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => None,
                 _ = ready.notify.notified() => None,
                 job = jobs.recv() => job,
+                () = redraw => None,
             }
         });
         if let Some(job) = job {
@@ -527,6 +536,9 @@ fn drive<F: Future>(bridge: &Bridge, fut: F, on_interrupt: OnInterrupt) -> Optio
     };
     let waker = Waker::from(sched.borrow().root.clone());
     let mut fut = pin!(fut);
+    // The line's own waits show what they wait for (from the first time it is pending);
+    // the idle prompt's never do.
+    let mut meter: Option<status::Meter> = None;
     loop {
         if bridge.cancel().is_tripped() {
             match on_interrupt {
@@ -537,9 +549,15 @@ fn drive<F: Future>(bridge: &Bridge, fut: F, on_interrupt: OnInterrupt) -> Optio
         if let Poll::Ready(v) = fut.as_mut().poll(&mut Context::from_waker(&waker)) {
             return Some(v);
         }
+        if on_interrupt == OnInterrupt::Stop && meter.is_none() {
+            meter = Some(status::Meter::start());
+        }
         let mut s = sched.borrow_mut();
         while !s.run_ready(true) && !bridge.cancel().is_tripped() {
-            s.park();
+            s.park(meter.as_ref().and_then(status::Meter::next_draw));
+            if let Some(m) = meter.as_mut() {
+                m.draw();
+            }
         }
     }
 }
