@@ -278,27 +278,27 @@ impl Prober {
     /// Tests I, II and III of server `i` on socket `f`.
     fn filter_tests(&mut self, i: usize, f: SocketId) {
         let dest = self.servers[i].target.addr;
-        self.add_test(
-            Slot::Server(i, ProbeKind::Binding),
-            f,
-            dest,
-            Expect::SameAddress,
-            RequestOptions::binding(),
-        );
-        self.add_test(
-            Slot::Server(i, ProbeKind::ChangeIpPort),
-            f,
-            dest,
-            Expect::OtherIpAndPort,
-            RequestOptions::change(ChangeRequest::BOTH),
-        );
-        self.add_test(
-            Slot::Server(i, ProbeKind::ChangePort),
-            f,
-            dest,
-            Expect::OtherPort,
-            RequestOptions::change(ChangeRequest::PORT),
-        );
+        for (kind, expect, change) in [
+            (ProbeKind::Binding, Expect::SameAddress, ChangeRequest::NONE),
+            (
+                ProbeKind::ChangeIpPort,
+                Expect::OtherIpAndPort,
+                ChangeRequest::BOTH,
+            ),
+            (
+                ProbeKind::ChangePort,
+                Expect::OtherPort,
+                ChangeRequest::PORT,
+            ),
+        ] {
+            self.add_test(
+                Slot::Server(i, kind),
+                f,
+                dest,
+                expect,
+                RequestOptions::change(change),
+            );
+        }
     }
 
     fn add_test(
@@ -803,42 +803,49 @@ impl Prober {
             }
             self.servers[i].alternates_started = true;
             let m = self.mapping;
-            let plain = RequestOptions::binding;
-            self.add_test(
-                Slot::Server(i, ProbeKind::AltIp),
-                m,
-                SocketAddr::new(alt.ip(), p.port()),
-                Expect::SameAddress,
-                plain(),
-            );
-            self.add_test(
-                Slot::Server(i, ProbeKind::AltIpPort),
-                m,
-                alt,
-                Expect::SameAddress,
-                plain(),
-            );
-            self.add_test(
-                Slot::Server(i, ProbeKind::AltPort),
-                m,
-                SocketAddr::new(p.ip(), alt.port()),
-                Expect::SameAddress,
-                plain(),
-            );
-            self.add_test(
-                Slot::Server(i, ProbeKind::VerifyIpPort),
-                m,
-                p,
-                Expect::OtherIpAndPort,
-                RequestOptions::change(ChangeRequest::BOTH),
-            );
-            self.add_test(
-                Slot::Server(i, ProbeKind::VerifyPort),
-                m,
-                p,
-                Expect::OtherPort,
-                RequestOptions::change(ChangeRequest::PORT),
-            );
+            // Bindings to the alternates first, then change requests that can come back
+            // through them (order on the wire matters for M's filter).
+            let tests = [
+                (
+                    ProbeKind::AltIp,
+                    SocketAddr::new(alt.ip(), p.port()),
+                    Expect::SameAddress,
+                    ChangeRequest::NONE,
+                ),
+                (
+                    ProbeKind::AltIpPort,
+                    alt,
+                    Expect::SameAddress,
+                    ChangeRequest::NONE,
+                ),
+                (
+                    ProbeKind::AltPort,
+                    SocketAddr::new(p.ip(), alt.port()),
+                    Expect::SameAddress,
+                    ChangeRequest::NONE,
+                ),
+                (
+                    ProbeKind::VerifyIpPort,
+                    p,
+                    Expect::OtherIpAndPort,
+                    ChangeRequest::BOTH,
+                ),
+                (
+                    ProbeKind::VerifyPort,
+                    p,
+                    Expect::OtherPort,
+                    ChangeRequest::PORT,
+                ),
+            ];
+            for (kind, dest, expect, change) in tests {
+                self.add_test(
+                    Slot::Server(i, kind),
+                    m,
+                    dest,
+                    expect,
+                    RequestOptions::change(change),
+                );
+            }
             self.start_new_tests(now, m);
         }
         // A change reply heard on F is heard again from a second socket before it counts.
@@ -855,20 +862,26 @@ impl Prober {
             self.servers[i].confirm_started = true;
             let dest = self.servers[i].target.addr;
             let f2 = self.add_socket(Role::Confirm, 0);
-            self.add_test(
-                Slot::Server(i, ProbeKind::ConfirmIpPort),
-                f2,
-                dest,
-                Expect::OtherIpAndPort,
-                RequestOptions::change(ChangeRequest::BOTH),
-            );
-            self.add_test(
-                Slot::Server(i, ProbeKind::ConfirmPort),
-                f2,
-                dest,
-                Expect::OtherPort,
-                RequestOptions::change(ChangeRequest::PORT),
-            );
+            for (kind, expect, change) in [
+                (
+                    ProbeKind::ConfirmIpPort,
+                    Expect::OtherIpAndPort,
+                    ChangeRequest::BOTH,
+                ),
+                (
+                    ProbeKind::ConfirmPort,
+                    Expect::OtherPort,
+                    ChangeRequest::PORT,
+                ),
+            ] {
+                self.add_test(
+                    Slot::Server(i, kind),
+                    f2,
+                    dest,
+                    expect,
+                    RequestOptions::change(change),
+                );
+            }
         }
         // The delta lookups, against the first server that answered.
         if let (false, Some((_, first))) = (self.delta_started, self.first) {

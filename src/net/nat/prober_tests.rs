@@ -92,44 +92,44 @@ fn want(variant: &str) -> Want {
 
 /// Every field of `r` against `w`: the list of mismatches.
 fn mismatches(w: &Want, r: &NatReport) -> Vec<String> {
-    let mut bad = Vec::new();
-    let mut check = |what: &str, got: String, wanted: String| {
-        if got != wanted {
-            bad.push(format!("{what}: got {got}, want {wanted}"));
-        }
-    };
-    check(
-        "type",
-        format!("{:?}", r.nat_type()),
-        format!("{:?}", w.nat),
-    );
-    check(
-        "delta",
-        format!("{:?}", r.delta()),
-        format!("{:?}", w.delta),
-    );
-    check(
-        "mapping",
-        format!("{:?}", r.mapping),
-        format!("{:?}", w.mapping),
-    );
-    check(
-        "filtering",
-        format!("{:?}", r.filtering),
-        format!("{:?}", w.filtering),
-    );
-    check(
-        "hairpin",
-        format!("{:?}", r.hairpin),
-        format!("{:?}", w.hairpin),
-    );
-    check(
-        "allocation",
-        format!("{:?}", r.allocation),
-        format!("{:?}", w.allocation),
-    );
-    check("assumed", format!("{:?}", r.assumed), "[]".into());
-    bad
+    let fields = [
+        (
+            "type",
+            format!("{:?}", r.nat_type()),
+            format!("{:?}", w.nat),
+        ),
+        (
+            "delta",
+            format!("{:?}", r.delta()),
+            format!("{:?}", w.delta),
+        ),
+        (
+            "mapping",
+            format!("{:?}", r.mapping),
+            format!("{:?}", w.mapping),
+        ),
+        (
+            "filtering",
+            format!("{:?}", r.filtering),
+            format!("{:?}", w.filtering),
+        ),
+        (
+            "hairpin",
+            format!("{:?}", r.hairpin),
+            format!("{:?}", w.hairpin),
+        ),
+        (
+            "allocation",
+            format!("{:?}", r.allocation),
+            format!("{:?}", w.allocation),
+        ),
+        ("assumed", format!("{:?}", r.assumed), "[]".into()),
+    ];
+    fields
+        .into_iter()
+        .filter(|(_, got, wanted)| got != wanted)
+        .map(|(what, got, wanted)| format!("{what}: got {got}, want {wanted}"))
+        .collect()
 }
 
 #[test]
