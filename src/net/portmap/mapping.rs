@@ -146,6 +146,17 @@ impl Mapping {
     ) -> Result<(Mapping, PortmapReport), Error> {
         let client = source_towards(&gateway)
             .map_err(|e| Error::Io(format!("no route to the gateway {}: {e}", gateway.ip)))?;
+        Mapping::create_from(client, gateway, spec, opts).await
+    }
+
+    /// [`Mapping::create`] for `client`'s port: the address a socket is bound to when the
+    /// host has several on the gateway's link.
+    pub async fn create_from(
+        client: IpAddr,
+        gateway: Gateway,
+        spec: MapSpec,
+        opts: ProbeOptions,
+    ) -> Result<(Mapping, PortmapReport), Error> {
         let report = probe_from(client, gateway, opts).await;
         if !report.anything_answered() {
             return Err(Error::NoAnswer(report.silence_message()));
