@@ -7,7 +7,7 @@
 //! namespace reach a pipe in the client namespace, and stop doing so once deleted by
 //! `close()`, by dropping it, or by the REPL process exiting.
 //!
-//! Loopback cases (no root) check the bounds: a silent gateway costs 1 s, not more.
+//! The same lifecycle without root, on loopback: tests/portmap_loopback.rs.
 //! Needs root for the lab; skips loudly without it, fails under CI.
 
 mod common;
@@ -397,22 +397,4 @@ fn portmap_lab() {
     };
     miniupnpd_cases();
     scripted_cases();
-}
-
-/// A gateway that never answers costs the 1 s bound, not more (loopback, no root).
-#[test]
-fn silent_gateway_is_bounded() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let started = Instant::now();
-    let r = rt.block_on(p2pd::net::portmap::probe(
-        p2pd::net::portmap::Gateway::new("127.0.0.1".parse().unwrap()),
-        Default::default(),
-    ));
-    let took = started.elapsed();
-    assert!(!r.anything_answered());
-    assert!(
-        took >= Duration::from_millis(950) && took < Duration::from_millis(1500),
-        "{took:?}"
-    );
-    assert!(r.summary().contains("at 127.0.0.1 within 1 s"));
 }
