@@ -3,9 +3,10 @@
 //! scripted gateway tests/natlab/gateway.py on the router): from the client namespace it
 //! must give the external address, the NAT type and behaviour the lab really has
 //! (tests/common/expected.rs), the gateway's port mapping protocols and an RTT for every
-//! STUN server asked, and map nothing. Offline it must end within a few seconds and say
-//! why: STUN servers that never answer (203.0.113.41 is nobody's), with the gateway
-//! answering and then silent too; and a namespace with no default route at all.
+//! STUN server asked, and map nothing; so must `netcheck()` in a script. Offline it must
+//! end within a few seconds and say why: STUN servers that never answer (203.0.113.41 is
+//! nobody's), with the gateway answering and then silent too; and a namespace with no
+//! default route at all.
 //!
 //! Needs root; skips loudly without it, fails under CI. `P2PD_LAB_PREFIX` renames the
 //! namespaces (default `p2pdc-`).
@@ -109,6 +110,16 @@ fn online() {
         "netcheck mapped something: {}",
         gw.text()
     );
+
+    // The same report as an object in the REPL.
+    let script = "let r = netcheck().to_map(); print(`external=${r.ipv4.external}`); \
+                  print(`nat=${r.ipv4.nat.p2pd.type}`); print(`pcp=${r.port_mapping.pcp}`);";
+    let out = repl(p(), &["--stun", STUN, "-e", script]);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    for line in ["external=203.0.113.100", "nat=5", "pcp=true"] {
+        assert!(said.lines().any(|l| l == line), "no {line:?} in:\n{said}");
+    }
 
     let (out, _) = netcheck_in(None, &["--stun", STUN], 0);
     let table = text(&out);

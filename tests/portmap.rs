@@ -64,19 +64,29 @@ fn miniupnpd(upnp: bool, natpmp: bool) -> Daemon {
     )
 }
 
-const PROBE: &str = r#"let r = portmap_probe("10.77.0.1");
-print(`upnp=${r.upnp}`); print(`pmp=${r.pmp}`); print(`pcp=${r.pcp}`);
-print(`elapsed=${r.elapsed}`); print(`summary=${r.summary}`);
-for d in r.details { print(`detail=${d}`) }"#;
+/// Probes the lab's gateway by address.
+const BY_ADDRESS: &str = r#"portmap_probe("10.77.0.1")"#;
+/// Probes the default interface's gateway, found in the routing table.
+const BY_INTERFACE: &str = "Interface().load_portmap()";
 
-fn probe_expect(want: [&str; 3], max: f64) -> (Vec<(String, String)>, String) {
-    let (vals, text) = client(PROBE);
+/// Runs the probe `expr` in the client namespace; upnp/pmp/pcp must be `want`, within
+/// `max` seconds.
+fn probe_expect(expr: &str, want: [&str; 3], max: f64) -> (Vec<(String, String)>, String) {
+    let (vals, text) = client(&format!(
+        r#"let r = {expr};
+print(`upnp=${{r.upnp}}`); print(`pmp=${{r.pmp}}`); print(`pcp=${{r.pcp}}`);
+print(`gateway=${{r.gateway}}`); print(`client=${{r.client}}`);
+print(`elapsed=${{r.elapsed}}`); print(`summary=${{r.summary}}`);
+for d in r.details {{ print(`detail=${{d}}`) }}"#
+    ));
     let got = [
         get(&vals, "upnp", &text),
         get(&vals, "pmp", &text),
         get(&vals, "pcp", &text),
     ];
     assert_eq!(got, want, "upnp/pmp/pcp:\n{text}");
+    assert_eq!(get(&vals, "gateway", &text), GATEWAY_IP, "{text}");
+    assert_eq!(get(&vals, "client", &text), CLIENT_IP, "{text}");
     let elapsed: f64 = get(&vals, "elapsed", &text).parse().unwrap();
     assert!(
         elapsed <= max,
@@ -88,7 +98,7 @@ fn probe_expect(want: [&str; 3], max: f64) -> (Vec<(String, String)>, String) {
 fn miniupnpd_cases() {
     {
         let d = miniupnpd(true, true);
-        let (_, text) = probe_expect(["true", "false", "true"], 0.3);
+        let (_, text) = probe_expect(BY_ADDRESS, ["true", "false", "true"], 0.3);
         assert!(
             text.contains("NAT-PMP: answered but refused: network failure (result 3)"),
             "{text}"
@@ -109,14 +119,14 @@ fn miniupnpd_cases() {
     }
     {
         let _d = miniupnpd(true, false);
-        probe_expect(["true", "false", "false"], 0.3);
+        probe_expect(BY_ADDRESS, ["true", "false", "false"], 0.3);
     }
     {
         let _d = miniupnpd(false, true);
-        probe_expect(["false", "false", "true"], 0.3);
+        probe_expect(BY_ADDRESS, ["false", "false", "true"], 0.3);
     }
     // None: nothing listens.
-    let (vals, text) = probe_expect(["false", "false", "false"], 1.1);
+    let (vals, text) = probe_expect(BY_INTERFACE, ["false", "false", "false"], 1.1);
     assert!(get(&vals, "summary", &text).contains(
         "no port mapping protocol answered (UPnP, NAT-PMP, PCP) at 10.77.0.1 within 1 s"
     ));
@@ -279,7 +289,7 @@ print(`got=${{u.recv(5)}}`);
 fn scripted_cases() {
     {
         let d = gateway(&["--pmp", "--pcp", "--upnp"]);
-        probe_expect(["true", "true", "true"], 0.25);
+        probe_expect(BY_INTERFACE, ["true", "true", "true"], 0.25);
         assert!(
             !d.text().contains("\"map\""),
             "the probe mapped something: {}",
@@ -291,7 +301,7 @@ fn scripted_cases() {
     }
     {
         let d = gateway(&["--pmp"]);
-        let (_, text) = probe_expect(["false", "true", "false"], 0.3);
+        let (_, text) = probe_expect(BY_ADDRESS, ["false", "true", "false"], 0.3);
         assert!(text.contains("PCP: not spoken"), "{text}");
         inbound_case(&d, "NAT-PMP", 4002, "m = ();");
         tcp_server_case(&d, "NAT-PMP", 4021);
@@ -308,7 +318,7 @@ fn scripted_cases() {
             "41000",
             "--media-first",
         ]);
-        let (_, text) = probe_expect(["true", "false", "false"], 0.3);
+        let (_, text) = probe_expect(BY_ADDRESS, ["true", "false", "false"], 0.3);
         assert!(text.contains("IGD v1 (WANIPConnection:1)"), "{text}");
         inbound_case(&d, "UPnP", 4003, "");
         tcp_server_case(&d, "UPnP", 4031);
