@@ -42,6 +42,32 @@ pub(super) struct Granted {
     pub at: Instant,
 }
 
+impl Granted {
+    fn known_ip(&self) -> Option<IpAddr> {
+        self.ip_known.then_some(self.external.ip())
+    }
+}
+
+/// A PCP MAP request for `spec` suggesting `external` (port, and IP when known);
+/// lifetime zero deletes.
+fn pcp_map(
+    nonce: [u8; 12],
+    spec: MapSpec,
+    client: IpAddr,
+    external: (u16, Option<IpAddr>),
+    lifetime: Duration,
+) -> pcp::MapRequest {
+    pcp::MapRequest {
+        nonce,
+        proto: spec.proto,
+        internal_port: spec.internal_port,
+        external_port: external.0,
+        external_ip: external.1.unwrap_or(unspecified(client)),
+        lifetime,
+        client,
+    }
+}
+
 impl Via {
     pub fn protocol(&self) -> Protocol {
         match self {
@@ -127,17 +153,8 @@ pub(super) async fn request(
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     match via {
         Via::Pcp { nonce } => {
-            let req = pcp::MapRequest {
-                nonce: *nonce,
-                proto: spec.proto,
-                internal_port: spec.internal_port,
-                external_port: suggested,
-                external_ip: current
-                    .filter(|g| g.ip_known)
-                    .map_or(unspecified(client), |g| g.external.ip()),
-                lifetime,
-                client,
-            };
+            let known = current.and_then(|g| g.known_ip());
+            let req = pcp_map(*nonce, spec, client, (suggested, known), lifetime);
             let r = udp_request(gateway, client, &req.emit(), deadline, |b| {
                 pcp::parse_response(b)
                     .ok()
@@ -156,18 +173,7 @@ pub(super) async fn request(
             })
         }
         Via::Pmp => {
-            let req = natpmp::map_request(spec.proto, spec.internal_port, suggested, lifetime);
-            let r = udp_request(
-                gateway,
-                client,
-                &req,
-                deadline,
-                |b| match natpmp::parse_response(b) {
-                    Ok(r @ natpmp::Response::Map { proto, .. }) if proto == spec.proto => Some(r),
-                    _ => None,
-                },
-            )
-            .await?;
+            let r = pmp_map(gateway, client, spec, (suggested, lifetime), deadline).await?;
             match r {
                 natpmp::Response::Map {
                     result: natpmp::ResultCode::Success,
@@ -216,19 +222,8 @@ pub(super) async fn delete(
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     match via {
         Via::Pcp { nonce } => {
-            let req = pcp::MapRequest {
-                nonce: *nonce,
-                proto: spec.proto,
-                internal_port: spec.internal_port,
-                external_port: g.external.port(),
-                external_ip: if g.ip_known {
-                    g.external.ip()
-                } else {
-                    unspecified(client)
-                },
-                lifetime: Duration::ZERO,
-                client,
-            };
+            let external = (g.external.port(), g.known_ip());
+            let req = pcp_map(*nonce, spec, client, external, Duration::ZERO);
             let r = udp_request(gateway, client, &req.emit(), deadline, |b| {
                 pcp::parse_response(b).ok().filter(|r| r.is_map())
             })
@@ -239,18 +234,7 @@ pub(super) async fn delete(
             }
         }
         Via::Pmp => {
-            let req = natpmp::map_request(spec.proto, spec.internal_port, 0, Duration::ZERO);
-            let r = udp_request(
-                gateway,
-                client,
-                &req,
-                deadline,
-                |b| match natpmp::parse_response(b) {
-                    Ok(r @ natpmp::Response::Map { .. }) => Some(r),
-                    _ => None,
-                },
-            )
-            .await?;
+            let r = pmp_map(gateway, client, spec, (0, Duration::ZERO), deadline).await?;
             match r.result() {
                 natpmp::ResultCode::Success => Ok(()),
                 other => Err(other.to_string()),
@@ -260,6 +244,29 @@ pub(super) async fn delete(
             .await
             .map_err(|e| e.to_string()),
     }
+}
+
+/// A NAT-PMP map request for `spec` (suggested external port, lifetime; zero deletes)
+/// and the gateway's answer for that protocol.
+async fn pmp_map(
+    gateway: Gateway,
+    client: IpAddr,
+    spec: MapSpec,
+    (external_port, lifetime): (u16, Duration),
+    deadline: Instant,
+) -> Result<natpmp::Response, String> {
+    let req = natpmp::map_request(spec.proto, spec.internal_port, external_port, lifetime);
+    udp_request(
+        gateway,
+        client,
+        &req,
+        deadline,
+        |b| match natpmp::parse_response(b) {
+            Ok(r @ natpmp::Response::Map { proto, .. }) if proto == spec.proto => Some(r),
+            _ => None,
+        },
+    )
+    .await
 }
 
 fn unspecified(like: IpAddr) -> IpAddr {
