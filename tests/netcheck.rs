@@ -121,17 +121,26 @@ fn online() {
         assert!(said.lines().any(|l| l == line), "no {line:?} in:\n{said}");
     }
 
-    let (out, _) = netcheck_in(None, &["--stun", STUN], 0);
+    table_says(
+        STUN,
+        &[
+            "* IPv4: yes, external 203.0.113.100 (local 10.77.0.10)",
+            "* NAT (IPv4): 5 (restrict port); mapping endpoint-independent, filtering address-and-port-dependent",
+            "* Hairpinning (IPv4): false",
+            "* Port mapping: UPnP, NAT-PMP, PCP (gateway 10.77.0.1, external 203.0.113.100)",
+            "- 203.0.113.1:3478: ",
+        ],
+    );
+}
+
+/// The table `netcheck --stun STUN` prints holds each of `lines`, within the bound.
+fn table_says(stun: &str, lines: &[&str]) {
+    let (out, took) = netcheck_in(None, &["--stun", stun], 0);
     let table = text(&out);
-    for line in [
-        "* IPv4: yes, external 203.0.113.100 (local 10.77.0.10)",
-        "* NAT (IPv4): 5 (restrict port); mapping endpoint-independent, filtering address-and-port-dependent",
-        "* Hairpinning (IPv4): false",
-        "* Port mapping: UPnP, NAT-PMP, PCP (gateway 10.77.0.1, external 203.0.113.100)",
-        "- 203.0.113.1:3478: ",
-    ] {
+    for line in lines {
         assert!(table.contains(line), "no {line:?} in:\n{table}");
     }
+    assert!(took < OFFLINE_LIMIT, "took {took:?}:\n{table}");
 }
 
 /// STUN servers that never answer: no external address, said in words, within the
@@ -146,16 +155,14 @@ fn offline_stun() {
         assert_eq!(v["port_mapping"]["pcp"], true, "{v:#}");
         assert!(took < OFFLINE_LIMIT, "took {took:?}");
     }
-    let (out, took) = netcheck_in(None, &["--stun", SILENT_STUN], 0);
-    let table = text(&out);
-    for line in [
-        "* IPv4: no external address (no STUN server answered from 10.77.0.10)",
-        "* Port mapping: none (no port mapping protocol answered (UPnP, NAT-PMP, PCP) at 10.77.0.1 within 1 s)",
-        "* Warning: 203.0.113.41:3478: no reply within 2.0 s",
-    ] {
-        assert!(table.contains(line), "no {line:?} in:\n{table}");
-    }
-    assert!(took < OFFLINE_LIMIT, "took {took:?}:\n{table}");
+    table_says(
+        SILENT_STUN,
+        &[
+            "* IPv4: no external address (no STUN server answered from 10.77.0.10)",
+            "* Port mapping: none (no port mapping protocol answered (UPnP, NAT-PMP, PCP) at 10.77.0.1 within 1 s)",
+            "* Warning: 203.0.113.41:3478: no reply within 2.0 s",
+        ],
+    );
 }
 
 /// A namespace of this test's own with only loopback up.
