@@ -4,12 +4,17 @@
 # Markdown table. Gateways: the scripted one (tests/natlab/gateway.py) with all three
 # protocols, with NAT-PMP only, with UPnP only; miniupnpd 2.3.1 with all three; none.
 #   benches/portmap.sh [N] [BINARY]     (default 20 runs, target/release/p2pd-repl)
+#   P2PD_LAB_PREFIX names the lab's namespaces (default p2pdpm-); the lab lock the tests
+#   take keeps it from running beside another lab.
 set -euo pipefail
+if [ -z "${P2PD_LAB_LOCKED:-}" ] && command -v flock >/dev/null; then
+    P2PD_LAB_LOCKED=1 exec flock "${TMPDIR:-/tmp}/p2pd-natlab.lock" "$0" "$@"
+fi
 cd "$(dirname "$0")/.."
 N=${1:-20}
-BIN=${2:-$PWD/target/release/p2pd-repl}
+BIN=$(realpath -m "${2:-$PWD/target/release/p2pd-repl}")
 [ -x "$BIN" ] || { echo "build first: cargo build --release (or pass the binary)"; exit 2; }
-export P2PD_LAB_PREFIX=p2pdb-
+export P2PD_LAB_PREFIX=${P2PD_LAB_PREFIX:-p2pdpm-}
 LAB=tests/natlab/lab.sh
 trap '$LAB down >/dev/null' EXIT
 $LAB up masquerade >/dev/null

@@ -1,11 +1,12 @@
 //! `netcheck`: the whole picture in one call, for people who want the answer without
-//! writing a line. Starts the default interface, classifies the NAT of every family
-//! that has an external address, and probes the gateway for port mapping, all at once;
-//! bounded by the interface start plus the NAT timeout (the port-mapping probe's 1 s
-//! runs inside it).
+//! writing a line. Probes the gateway for port mapping from the start, starts the
+//! default interface meanwhile, then classifies the NAT of every family that has an
+//! external address; bounded by the interface start plus the NAT timeout (the
+//! port-mapping probe's 1 s runs inside the start), so offline it ends with the start's
+//! 2 s.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -46,11 +47,16 @@ pub async fn netcheck(
 ) -> Result<NetcheckReport, interface::Error> {
     let started = Instant::now();
     let mut iface = Interface::by_name(interface)?;
-    iface.start_stun(config, config.start_timeout).await?;
     let gateway = Family::ALL
         .iter()
         .find_map(|f| portmap::default_gateway(&iface.name, *f, iface.index));
     let portmap = gateway.map(|gw| tokio::spawn(portmap::probe(gw, ProbeOptions::default())));
+    if let Err(e) = iface.start_stun(config, config.start_timeout).await {
+        if let Some(task) = &portmap {
+            task.abort();
+        }
+        return Err(e);
+    }
     let nat_opts = NatOptions {
         timeout: config.nat_timeout.min(Duration::from_secs(3)),
         ..NatOptions::default()
@@ -105,6 +111,22 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Each server the NAT test asked, with its best round trip (`None`: no reply).
+fn best_rtts(nat: &NatReport) -> Vec<(SocketAddr, Option<Duration>)> {
+    nat.servers
+        .iter()
+        .map(|server| {
+            let best = nat
+                .rtts
+                .iter()
+                .filter(|r| r.server == *server)
+                .map(|r| r.rtt)
+                .min();
+            (*server, best)
+        })
+        .collect()
+}
+
 impl NetcheckReport {
     pub fn to_json(&self) -> Value {
         let mut v = json!({
@@ -118,10 +140,17 @@ impl NetcheckReport {
                 Family::V4 => "ipv4",
                 Family::V6 => "ipv6",
             };
+            let rtts: serde_json::Map<String, Value> = f
+                .nat
+                .iter()
+                .flat_map(best_rtts)
+                .map(|(server, rtt)| (server.to_string(), json!(rtt.map(ms))))
+                .collect();
             v[key] = json!({
                 "local": f.local.map(|ip| ip.to_string()),
                 "external": f.external.map(|ip| ip.to_string()),
                 "nat": f.nat.as_ref().map(NatReport::to_json),
+                "stun_rtt_ms": rtts,
             });
         }
         v
@@ -171,13 +200,7 @@ impl fmt::Display for NetcheckReport {
         for c in &self.families {
             let Some(nat) = &c.nat else { continue };
             writeln!(f, "\t* STUN servers ({}):", c.family)?;
-            for server in &nat.servers {
-                let best = nat
-                    .rtts
-                    .iter()
-                    .filter(|r| r.server == *server)
-                    .map(|r| r.rtt)
-                    .min();
+            for (server, best) in best_rtts(nat) {
                 match best {
                     Some(rtt) => writeln!(f, "\t\t- {server}: {:.1} ms", ms(rtt))?,
                     None => writeln!(f, "\t\t- {server}: no reply")?,

@@ -21,6 +21,7 @@ pub mod nat;
 pub mod netcheck;
 pub mod pipe;
 pub mod portmap;
+mod portmap_pipe;
 pub mod python;
 pub mod registry;
 pub mod route;

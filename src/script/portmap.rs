@@ -1,6 +1,7 @@
 //! Rhai bindings for port mapping: `i.load_portmap()` and `portmap_probe(gateway)` (what
-//! the gateway offers, creating nothing), `i.map_port(...)`, `map_port(gateway, ...)`
-//! and `server.map()` (a live mapping), and the `Mapping` object they return.
+//! the gateway offers, creating nothing), `i.map_port(...)` and `map_port(gateway, ...)`
+//! (a live mapping), and the `Mapping` object they and `server.map()` (`portmap_pipe`)
+//! return.
 //!
 //! A mapping lives as long as a script holds it: `m.close()`, dropping the last copy,
 //! or the end of the program deletes it on the gateway (`main.rs` calls
@@ -11,7 +12,6 @@ use super::bridge;
 use super::engine::BindContext;
 use super::error::error;
 use super::interface::InterfaceHandle;
-use super::pipe::ScriptPipe;
 use super::pipe::args::proto;
 use super::registry::{Help, Registrar};
 use crate::net::ip_range::Family;
@@ -51,12 +51,6 @@ const MAP_PORT: Help = Help::method(
     ],
     "Map a port on the gateway (PCP, then NAT-PMP, then UPnP): a Mapping, renewed at half its lifetime, deleted by .close(), when dropped, or when the program ends.",
     r#"try { map_port("127.0.0.1", UDP, 4000, 0, 60) } catch (e) { e.message }"#,
-);
-const PIPE_MAP: Help = Help::method(
-    "port mapping",
-    &["server.map()", "server.map(lifetime)"],
-    "Map a server pipe's port on its route's gateway, so its external address is known (keep the Mapping: dropping it deletes the mapping).",
-    r#"let s = pipe_open(UDP, (), "127.0.0.1"); try { s.map() } catch (e) { e.message }"#,
 );
 const RENEW: Help = Help::method(
     "port mapping",
@@ -138,16 +132,7 @@ pub fn register(reg: &mut Registrar, _ctx: &BindContext) {
             map(&ctx, gateway_arg(gw)?, &p, port, ext, Some(&life))
         },
     );
-    reg.func(
-        "map",
-        &PIPE_MAP,
-        |ctx: NativeCallContext, s: &mut ScriptPipe| map_pipe(&ctx, s, None),
-    )
-    .func(
-        "map",
-        &PIPE_MAP,
-        |ctx: NativeCallContext, s: &mut ScriptPipe, life: Dynamic| map_pipe(&ctx, s, Some(&life)),
-    );
+    super::portmap_pipe::register(reg);
     reg.func(
         "renew",
         &RENEW,
@@ -220,7 +205,7 @@ fn mapping_error(e: portmap::Error) -> Box<EvalAltResult> {
     error(e.kind(), e)
 }
 
-fn gateway_arg(text: &str) -> Res<Gateway> {
+pub(super) fn gateway_arg(text: &str) -> Res<Gateway> {
     text.trim()
         .parse::<IpAddr>()
         .map(Gateway::new)
@@ -341,6 +326,19 @@ fn port_arg(value: INT, what: &str, zero_ok: bool) -> Res<u16> {
         })
 }
 
+/// A mapping's lifetime in seconds (the default when left out); renewing at half of
+/// less than 2 s would be most of the traffic.
+pub(super) fn lifetime_arg(life: Option<&Dynamic>) -> Res<Duration> {
+    let lifetime = match life {
+        Some(l) => seconds(l, "lifetime")?,
+        None => DEFAULT_LIFETIME,
+    };
+    if lifetime < Duration::from_secs(2) {
+        return Err(error("value", "lifetime must be at least 2 seconds"));
+    }
+    Ok(lifetime)
+}
+
 fn map(
     ctx: &NativeCallContext,
     gw: Gateway,
@@ -353,43 +351,12 @@ fn map(
         proto: proto(p)?,
         internal_port: port_arg(port, "internal_port", false)?,
         external_port: port_arg(ext, "external_port", true)?,
-        lifetime: match life {
-            Some(l) => seconds(l, "lifetime")?,
-            None => DEFAULT_LIFETIME,
-        },
+        lifetime: lifetime_arg(life)?,
     };
-    if spec.lifetime < Duration::from_secs(2) {
-        return Err(error("value", "lifetime must be at least 2 seconds"));
-    }
     bridge::wait(ctx, async move {
         Mapping::create(gw, spec, ProbeOptions::default())
             .await
             .map(|(m, _)| m)
             .map_err(mapping_error)
     })
-}
-
-fn map_pipe(ctx: &NativeCallContext, s: &ScriptPipe, life: Option<&Dynamic>) -> Res<Mapping> {
-    if s.pipe.dest().is_some() {
-        return Err(error(
-            "value",
-            "only a server pipe (pipe_open(proto, (), route)) can be mapped",
-        ));
-    }
-    let local = s.pipe.local_addr();
-    let family = Family::of(&local.ip());
-    let gateway = s
-        .route()
-        .and_then(|r| r.interface())
-        .and_then(|i| portmap::default_gateway(&i.name, family, i.index))
-        .or_else(|| {
-            crate::net::interface::NetIfaces::load().ok().and_then(|net| {
-                let (_, name) = net.gateways().default.get(&family)?.clone();
-                portmap::default_gateway(&name, family, None)
-            })
-        })
-        .filter(|_| !local.ip().is_loopback())
-        .ok_or_else(|| error("no_route", format!("no gateway to map {local} on: the pipe is not on a route with a default gateway")))?;
-    let p = Dynamic::from(super::pipe::args::proto_number(s.pipe.proto()));
-    map(ctx, gateway, &p, INT::from(local.port()), 0, life)
 }

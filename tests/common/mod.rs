@@ -22,6 +22,8 @@ macro_rules! both_families_async {
 pub mod expected;
 pub mod natlab;
 pub mod netns;
+pub mod pmp_gateway;
+pub mod portmap_lab;
 
 use p2pd::script::{Cancel, MemorySink, Session, SessionOptions, Sink};
 use std::sync::Arc;

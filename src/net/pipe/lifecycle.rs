@@ -1,19 +1,25 @@
 //! How a pipe ends: `close()` from the owner, EOF or reset noticed by a reader, or the last
 //! handle dropped. Whichever comes first emits `End` once and wakes every waiter; `close`
-//! also waits until the socket is really closed, so its port can be bound again at once.
+//! also waits until the socket is really closed, so its port can be bound again at once,
+//! and until a server's port mapping is deleted on the gateway (dropping deletes it in
+//! the background).
 
 use std::sync::atomic::Ordering;
 
 use super::{Inner, Io, Pipe, PipeEvent, lock};
 
 impl Pipe {
-    /// Close the socket (a server also closes its accepted clients), end `recv` waits and
-    /// emit `End`. Safe to call twice. When it returns the port can be bound again.
+    /// Delete a server's port mapping, close the socket (a server also closes its
+    /// accepted clients), end `recv` waits and emit `End`. Safe to call twice. When it
+    /// returns the port can be bound again.
     pub async fn close(&self) {
         let inner = &self.inner;
         if inner.closed.swap(true, Ordering::SeqCst) {
             return;
         }
+        // First, so that nothing more is forwarded to a port about to close; bounded by
+        // the gateway request's timeout.
+        self.unmap().await;
         let tasks = std::mem::take(&mut *lock(&inner.tasks));
         for task in &tasks {
             task.abort();
@@ -94,5 +100,6 @@ impl Drop for Inner {
         for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
+        self.mapping.release(&self.runtime);
     }
 }

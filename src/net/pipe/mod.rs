@@ -18,13 +18,14 @@
 //! (socket2 binding), `tcp.rs` / `udp.rs` (readers and writers), `outbox.rs` (TCP writes,
 //! combined in bursts), `server.rs` (accepting),
 //! `reader.rs` (who reads the socket: a task, or the `recv` caller), `daemon.rs` (echo
-//! server), `error.rs`.
+//! server), `mapped.rs` (a server's port mapping, owned by the pipe), `error.rs`.
 
 mod daemon;
 mod error;
 mod events;
 mod inbound;
 mod lifecycle;
+mod mapped;
 mod outbox;
 mod reader;
 mod server;
@@ -45,6 +46,7 @@ use tokio::task::JoinHandle;
 pub use daemon::echo_server;
 pub use error::Error;
 pub use events::PipeEvent;
+pub use mapped::MapError;
 pub use subscription::{Message, SubId};
 
 use events::Observers;
@@ -165,6 +167,8 @@ struct Inner {
     /// Reader or accept tasks. They hold only a `Weak` to this, so dropping it stops them
     /// (and with them the sockets they hold).
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// A server's port mapping on the gateway, if it asked for one.
+    mapping: mapped::Slot,
 }
 
 /// Lock a std mutex, recovering from poisoning: no code panics while holding these locks,
@@ -263,6 +267,7 @@ impl Pipe {
                 reader: spec.reader,
                 runtime: tokio::runtime::Handle::current(),
                 tasks: Mutex::new(Vec::new()),
+                mapping: mapped::Slot::default(),
                 opts: spec.opts,
             }),
         };

@@ -11,24 +11,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
-use super::driver::{bind_udp, probe_from, source_towards};
+use super::driver::{probe_from, source_towards};
+use super::exchange::{Granted, Via, delete, grant, request};
 use super::gateway::Gateway;
-use super::igd::{MapArgs, WanService};
 use super::probe::ProbeOptions;
 use super::report::{PortmapReport, Protocol};
-use super::{natpmp, pcp, upnp};
 use crate::net::pipe::Proto;
 
 /// The lifetime asked for when none is given.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
-/// How long one request (create, renew or delete) may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
-/// NAT-PMP/PCP retransmission start (RFC 6886 §3.1), doubled per copy.
-const RTO: Duration = Duration::from_millis(250);
 
 /// What to map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,28 +63,6 @@ impl Error {
             Error::Closed => "closed",
         }
     }
-}
-
-/// How the mapping was made, with what that protocol needs to renew and delete it.
-#[derive(Debug, Clone)]
-enum Via {
-    Pcp {
-        nonce: [u8; 12],
-    },
-    Pmp,
-    Upnp {
-        service: WanService,
-        permanent: bool,
-    },
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Granted {
-    external: SocketAddr,
-    /// `external`'s IP is only known when the protocol said it.
-    ip_known: bool,
-    lifetime: Duration,
-    at: Instant,
 }
 
 /// Shared by the handles, the renewal task and the registry.
@@ -174,6 +146,17 @@ impl Mapping {
     ) -> Result<(Mapping, PortmapReport), Error> {
         let client = source_towards(&gateway)
             .map_err(|e| Error::Io(format!("no route to the gateway {}: {e}", gateway.ip)))?;
+        Mapping::create_from(client, gateway, spec, opts).await
+    }
+
+    /// [`Mapping::create`] for `client`'s port: the address a socket is bound to when the
+    /// host has several on the gateway's link.
+    pub async fn create_from(
+        client: IpAddr,
+        gateway: Gateway,
+        spec: MapSpec,
+        opts: ProbeOptions,
+    ) -> Result<(Mapping, PortmapReport), Error> {
         let report = probe_from(client, gateway, opts).await;
         if !report.anything_answered() {
             return Err(Error::NoAnswer(report.silence_message()));
@@ -251,11 +234,7 @@ impl Mapping {
     }
 
     pub fn protocol(&self) -> Protocol {
-        match self.core().via {
-            Via::Pcp { .. } => Protocol::Pcp,
-            Via::Pmp => Protocol::Pmp,
-            Via::Upnp { .. } => Protocol::Upnp,
-        }
+        self.core().via.protocol()
     }
 
     pub fn proto(&self) -> Proto {
@@ -348,14 +327,11 @@ impl Core {
                 Ok(())
             }
             Err(why) => {
-                let text = format!(
-                    "renewing the {} mapping failed: {why}",
-                    protocol_of(&self.via)
-                );
+                let text = format!("renewing the {} mapping failed: {why}", self.via.protocol());
                 *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(text.clone());
                 Err(Error::Refused {
                     gateway: self.gateway.ip,
-                    reasons: vec![format!("{}: {why}", protocol_of(&self.via))],
+                    reasons: vec![format!("{}: {why}", self.via.protocol())],
                 })
             }
         }
@@ -377,24 +353,13 @@ impl Core {
                     .await
                     .map_err(|why| Error::Refused {
                         gateway: self.gateway.ip,
-                        reasons: vec![format!(
-                            "{}: deleting failed: {why}",
-                            protocol_of(&self.via)
-                        )],
+                        reasons: vec![format!("{}: deleting failed: {why}", self.via.protocol())],
                     });
                 live().retain(|c| c.id != self.id);
                 result
             })
             .await
             .clone()
-    }
-}
-
-fn protocol_of(via: &Via) -> Protocol {
-    match via {
-        Via::Pcp { .. } => Protocol::Pcp,
-        Via::Pmp => Protocol::Pmp,
-        Via::Upnp { .. } => Protocol::Upnp,
     }
 }
 
@@ -418,266 +383,6 @@ async fn renew_loop(core: Arc<Core>) {
                 return;
             }
             wait = (left / 2).max(Duration::from_secs(1)).min(left);
-        }
-    }
-}
-
-fn random_nonce() -> [u8; 12] {
-    let mut nonce = [0u8; 12];
-    if getrandom::fill(&mut nonce).is_err() {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos();
-        nonce.copy_from_slice(&t.to_le_bytes()[..12]);
-    }
-    nonce
-}
-
-/// Makes the mapping through `protocol` (the probe said it is available).
-async fn grant(
-    protocol: Protocol,
-    gateway: Gateway,
-    client: IpAddr,
-    spec: MapSpec,
-    report: &PortmapReport,
-) -> Result<(Via, Granted), String> {
-    let via = match protocol {
-        Protocol::Pcp => Via::Pcp {
-            nonce: random_nonce(),
-        },
-        Protocol::Pmp => Via::Pmp,
-        Protocol::Upnp => Via::Upnp {
-            service: report
-                .upnp_service
-                .clone()
-                .ok_or("the probe found no WAN service")?,
-            permanent: false,
-        },
-    };
-    let mut g = request(&via, gateway, client, spec, None, spec.lifetime).await;
-    let mut via = via;
-    // IGD:1 gateways that only know permanent leases: take one, and delete it on close.
-    if let (Err(why), Via::Upnp { service, .. }) = (&g, &via)
-        && why.contains("(error 725)")
-    {
-        via = Via::Upnp {
-            service: service.clone(),
-            permanent: true,
-        };
-        g = request(&via, gateway, client, spec, None, Duration::ZERO).await;
-    }
-    let mut g = g?;
-    if !g.ip_known
-        && let Some(ip) = report.external_ip
-    {
-        g.external = SocketAddr::new(ip, g.external.port());
-        g.ip_known = true;
-    }
-    Ok((via, g))
-}
-
-/// One create-or-renew request. `current` is the grant being renewed.
-async fn request(
-    via: &Via,
-    gateway: Gateway,
-    client: IpAddr,
-    spec: MapSpec,
-    current: Option<Granted>,
-    lifetime: Duration,
-) -> Result<Granted, String> {
-    let suggested = current.map_or(
-        if spec.external_port == 0 {
-            spec.internal_port
-        } else {
-            spec.external_port
-        },
-        |g| g.external.port(),
-    );
-    let deadline = Instant::now() + REQUEST_TIMEOUT;
-    match via {
-        Via::Pcp { nonce } => {
-            let req = pcp::MapRequest {
-                nonce: *nonce,
-                proto: spec.proto,
-                internal_port: spec.internal_port,
-                external_port: suggested,
-                external_ip: current
-                    .filter(|g| g.ip_known)
-                    .map_or(unspecified(client), |g| g.external.ip()),
-                lifetime,
-                client,
-            };
-            let r = udp_request(gateway, client, &req.emit(), deadline, |b| {
-                pcp::parse_response(b)
-                    .ok()
-                    .filter(|r| r.is_map() && r.map.is_none_or(|m| m.nonce == *nonce))
-            })
-            .await?;
-            if r.result != pcp::ResultCode::Success {
-                return Err(r.result.to_string());
-            }
-            let m = r.map.ok_or("PCP success without a payload")?;
-            Ok(Granted {
-                external: SocketAddr::new(m.external_ip, m.external_port),
-                ip_known: !m.external_ip.is_unspecified(),
-                lifetime: r.lifetime,
-                at: Instant::now(),
-            })
-        }
-        Via::Pmp => {
-            let req = natpmp::map_request(spec.proto, spec.internal_port, suggested, lifetime);
-            let r = udp_request(
-                gateway,
-                client,
-                &req,
-                deadline,
-                |b| match natpmp::parse_response(b) {
-                    Ok(r @ natpmp::Response::Map { proto, .. }) if proto == spec.proto => Some(r),
-                    _ => None,
-                },
-            )
-            .await?;
-            match r {
-                natpmp::Response::Map {
-                    result: natpmp::ResultCode::Success,
-                    external_port,
-                    lifetime,
-                    ..
-                } => Ok(Granted {
-                    external: SocketAddr::new(unspecified(client), external_port),
-                    ip_known: false,
-                    lifetime,
-                    at: Instant::now(),
-                }),
-                other => Err(other.result().to_string()),
-            }
-        }
-        Via::Upnp { service, permanent } => {
-            let lease = if *permanent { Duration::ZERO } else { lifetime };
-            let args = MapArgs {
-                proto: spec.proto,
-                external_port: suggested,
-                internal_port: spec.internal_port,
-                internal_client: client,
-                lease,
-                description: format!("p2pd-repl {} {}", spec.proto, spec.internal_port),
-            };
-            let port = upnp::add(service, &args, deadline)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(Granted {
-                external: SocketAddr::new(unspecified(client), port),
-                ip_known: false,
-                lifetime: lease,
-                at: Instant::now(),
-            })
-        }
-    }
-}
-
-async fn delete(
-    via: &Via,
-    gateway: Gateway,
-    client: IpAddr,
-    spec: MapSpec,
-    g: Granted,
-) -> Result<(), String> {
-    let deadline = Instant::now() + REQUEST_TIMEOUT;
-    match via {
-        Via::Pcp { nonce } => {
-            let req = pcp::MapRequest {
-                nonce: *nonce,
-                proto: spec.proto,
-                internal_port: spec.internal_port,
-                external_port: g.external.port(),
-                external_ip: if g.ip_known {
-                    g.external.ip()
-                } else {
-                    unspecified(client)
-                },
-                lifetime: Duration::ZERO,
-                client,
-            };
-            let r = udp_request(gateway, client, &req.emit(), deadline, |b| {
-                pcp::parse_response(b).ok().filter(|r| r.is_map())
-            })
-            .await?;
-            match r.result {
-                pcp::ResultCode::Success => Ok(()),
-                other => Err(other.to_string()),
-            }
-        }
-        Via::Pmp => {
-            let req = natpmp::map_request(spec.proto, spec.internal_port, 0, Duration::ZERO);
-            let r = udp_request(
-                gateway,
-                client,
-                &req,
-                deadline,
-                |b| match natpmp::parse_response(b) {
-                    Ok(r @ natpmp::Response::Map { .. }) => Some(r),
-                    _ => None,
-                },
-            )
-            .await?;
-            match r.result() {
-                natpmp::ResultCode::Success => Ok(()),
-                other => Err(other.to_string()),
-            }
-        }
-        Via::Upnp { service, .. } => upnp::delete(service, spec.proto, g.external.port(), deadline)
-            .await
-            .map_err(|e| e.to_string()),
-    }
-}
-
-fn unspecified(like: IpAddr) -> IpAddr {
-    match like {
-        IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
-        IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
-    }
-}
-
-/// Sends `bytes` to gateway:5351 from a fresh socket on `client`, again after 250 ms and
-/// then doubling, until `accept` takes an answer from the gateway or `deadline` passes.
-async fn udp_request<T>(
-    gateway: Gateway,
-    client: IpAddr,
-    bytes: &[u8],
-    deadline: Instant,
-    mut accept: impl FnMut(&[u8]) -> Option<T>,
-) -> Result<T, String> {
-    let socket: UdpSocket = bind_udp(client).map_err(|e| format!("cannot bind {client}: {e}"))?;
-    let to = gateway.at(natpmp::SERVER_PORT);
-    let mut buf = [0u8; pcp::MAX_MESSAGE];
-    let mut next = Instant::now();
-    let mut gap = RTO;
-    loop {
-        if Instant::now() >= next {
-            let _ = socket.send_to(bytes, to).await;
-            next += gap;
-            gap *= 2;
-        }
-        let wake = next.min(deadline);
-        tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                if let Ok((n, from)) = r
-                    && from.ip() == gateway.ip
-                    && from.port() == natpmp::SERVER_PORT
-                    && let Some(t) = accept(&buf[..n])
-                {
-                    return Ok(t);
-                }
-            }
-            _ = tokio::time::sleep_until(wake.into()) => {}
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "no answer from {} within {:.1} s",
-                gateway.ip,
-                REQUEST_TIMEOUT.as_secs_f64()
-            ));
         }
     }
 }

@@ -7,12 +7,13 @@
 //!   to stop); `driver` runs it on a socket and does UPnP's HTTP part (`upnp`).
 //! - `report`: the probe's answer.
 //! - `mapping`: a live mapping (create, renew at half its lifetime, delete on close, on
-//!   drop, or at [`close_all`] when the program ends).
+//!   drop, or at [`close_all`] when the program ends); `exchange` makes its requests.
 //!
 //! Written here rather than taken from a crate: see the README ("Port mapping") for the
 //! comparison with igd-next, natpmp, crab_nat and portmapper.
 
 mod driver;
+mod exchange;
 mod gateway;
 pub mod http;
 pub mod igd;

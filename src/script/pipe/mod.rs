@@ -18,6 +18,7 @@
 pub(crate) mod args;
 mod callbacks;
 mod ops;
+mod options;
 
 use super::address::{self, Resolver, tup};
 use super::bridge;
@@ -29,6 +30,7 @@ use crate::net::pipe::{Pipe, PipeOptions, Proto};
 use crate::net::route::Route;
 use args::{Dest, Omitted, pipe_error};
 use callbacks::{Callbacks, Kind};
+use options::OpenOptions;
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, INT, NativeCallContext};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -138,6 +140,7 @@ struct OpenArgs {
     route: Dynamic,
     msg_cb: Dynamic,
     up_cb: Dynamic,
+    opts: OpenOptions,
 }
 
 /// An optional argument of `pipe_open` that was not given.
@@ -150,7 +153,22 @@ impl OpenArgs {
             route,
             msg_cb,
             up_cb,
+            opts: OpenOptions::default(),
         }
+    }
+
+    /// The callback arguments as given, a trailing options map split off.
+    fn with_trailing(
+        dest: Dynamic,
+        route: Dynamic,
+        msg_cb: Dynamic,
+        up_cb: Option<Dynamic>,
+    ) -> Res<Self> {
+        let (msg_cb, up_cb, opts) = options::trailing(msg_cb, up_cb)?;
+        Ok(Self {
+            opts,
+            ..Self::new(dest, route, msg_cb, up_cb)
+        })
     }
 }
 
@@ -171,6 +189,12 @@ fn open(
     } else {
         Some(Dest::parse(&given.dest)?)
     };
+    if given.opts.map.is_some() && dest.is_some() {
+        return Err(super::error::error(
+            "not_a_server",
+            "pipe_open's map option is for servers (dest ()): a client's port takes only its destination's answers",
+        ));
+    }
     let route_family = args::pipe_family(&route)?;
     let dest = match dest {
         Some(d) => {
@@ -202,21 +226,34 @@ fn open(
         Some(d) => format!("pipe_open: connecting to {d}"),
         None => "pipe_open: opening".to_string(),
     };
-    if callbacks.is_empty() {
+    let pipe = if callbacks.is_empty() {
         let pipe = status::wait(ctx, connecting, async move {
             Pipe::open(proto, dest, local, PipeOptions::default())
                 .await
                 .map_err(pipe_error)
         })?;
-        return Ok(ScriptPipe::opened(pipe, bound, ctx));
+        ScriptPipe::opened(pipe, bound, ctx)
+    } else {
+        let (pipe, events) = status::wait(ctx, connecting, async move {
+            Pipe::open_with_events(proto, dest, local, PipeOptions::default(), subscribe_all)
+                .await
+                .map_err(pipe_error)
+        })?;
+        let pipe = ScriptPipe::opened(pipe, bound, ctx);
+        callbacks::install(ctx, &pipe, callbacks, || events)?;
+        pipe
+    };
+    if let Some(request) = given.opts.map
+        && let Err(e) = super::portmap_pipe::map_server(ctx, &pipe, request)
+    {
+        // A server that asked for a mapping and got none is not left open.
+        let p = pipe.pipe.clone();
+        let _ = bridge::wait(ctx, async move {
+            p.close().await;
+            Ok::<_, Box<EvalAltResult>>(())
+        });
+        return Err(e);
     }
-    let (pipe, events) = status::wait(ctx, connecting, async move {
-        Pipe::open_with_events(proto, dest, local, PipeOptions::default(), subscribe_all)
-            .await
-            .map_err(pipe_error)
-    })?;
-    let pipe = ScriptPipe::opened(pipe, bound, ctx);
-    callbacks::install(ctx, &pipe, callbacks, || events)?;
     Ok(pipe)
 }
 
@@ -260,8 +297,10 @@ const PIPE_OPEN: Help = Help::function(
         "pipe_open(proto, (), route)",
         "pipe_open(proto, dest, route, msg_cb)",
         "pipe_open(proto, dest, route, msg_cb, up_cb)",
+        "pipe_open(proto, (), route, #{map: true})",
+        "pipe_open(proto, (), route, msg_cb, up_cb, #{map: 600})",
     ],
-    "Open a TCP/UDP client to dest (Address, [host, port] or \"host:port\") or, with dest (), a server. The route (Route, Interface, IP, IP4/IP6 wildcard) decides family and bind address; left out or () it is loopback towards a loopback dest, else the default interface's first route from its NIC addresses (no STUN), an error if there is none. msg_cb/up_cb (|msg, client, pipe| or ()) are installed before the socket starts; with a msg_cb a client makes no automatic subscription.",
+    "Open a TCP/UDP client to dest (Address, [host, port] or \"host:port\") or, with dest (), a server. The route (Route, Interface, IP, IP4/IP6 wildcard) decides family and bind address; left out or () it is loopback towards a loopback dest, else the default interface's first route from its NIC addresses (no STUN), an error if there is none. msg_cb/up_cb (|msg, client, pipe| or ()) are installed before the socket starts; with a msg_cb a client makes no automatic subscription. A last argument that is a map holds options: map (true, a lifetime, or #{lifetime, gateway}) maps a server's port on the gateway, as server.map() does.",
     "let s = pipe_open(TCP, (), \"127.0.0.1\", |m, c, p| p.send(m)); let p = pipe_open(TCP, s.local); p.send(b\"hi\"); p.recv(2)",
 );
 const ECHO_SERVER: Help = Help::function(
@@ -337,12 +376,22 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
               dest: Dynamic,
               route: Dynamic,
               msg_cb: Dynamic| {
-            open(
-                &ctx,
-                &r,
-                proto,
-                OpenArgs::new(dest, route, msg_cb, LEFT_OUT),
-            )
+            let given = OpenArgs::with_trailing(dest, route, msg_cb, None)?;
+            open(&ctx, &r, proto, given)
+        },
+    );
+    let r = resolver.clone();
+    reg.func(
+        "pipe_open",
+        &PIPE_OPEN,
+        move |ctx: NativeCallContext,
+              proto: Dynamic,
+              dest: Dynamic,
+              route: Dynamic,
+              msg_cb: Dynamic,
+              up_cb: Dynamic| {
+            let given = OpenArgs::with_trailing(dest, route, msg_cb, Some(up_cb))?;
+            open(&ctx, &r, proto, given)
         },
     );
     let r = resolver;
@@ -354,8 +403,13 @@ pub fn register(reg: &mut Registrar, ctx: &BindContext) {
               dest: Dynamic,
               route: Dynamic,
               msg_cb: Dynamic,
-              up_cb: Dynamic| {
-            open(&ctx, &r, proto, OpenArgs::new(dest, route, msg_cb, up_cb))
+              up_cb: Dynamic,
+              opts: Dynamic| {
+            let given = OpenArgs {
+                opts: OpenOptions::parse(&opts)?,
+                ..OpenArgs::new(dest, route, msg_cb, up_cb)
+            };
+            open(&ctx, &r, proto, given)
         },
     );
     reg.func(
