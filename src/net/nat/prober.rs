@@ -87,8 +87,10 @@ pub struct ProberOptions {
 
 /// Attempts per socket role when a NAT drops the flow (see module docs).
 const SOCKET_ATTEMPTS: u32 = 3;
-/// Hairpin nonces, one per sender: two senders, so that one flow a NAT drops (the lab's
-/// hash NATs do on a port clash) does not read as "no hairpinning".
+/// Hairpin nonces, one per sender. Two senders aim at two different mappings (M's, and
+/// the filtering socket's of the first server that answered), so that one flow a NAT
+/// drops or misdirects (the lab's hash NATs do on a port clash) does not read as "no
+/// hairpinning".
 const NONCES: [&[u8; 16]; 2] = [b"p2pd-hairpin-000", b"p2pd-hairpin-001"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -494,8 +496,11 @@ impl Prober {
     }
 
     fn take_datagram(&mut self, now: Instant, socket: SocketId, from: SocketAddr, bytes: &[u8]) {
-        if socket == self.mapping
-            && let Some(k) = NONCES.iter().position(|n| bytes == &n[..])
+        if let Some(k) = NONCES.iter().position(|n| bytes == &n[..])
+            && self
+                .tests
+                .iter()
+                .any(|t| t.slot == Slot::Hairpin(k) && t.reply_socket == socket)
         {
             self.hairpin_heard(now, k, from);
             return;
@@ -917,17 +922,25 @@ impl Prober {
         let behind_nat = mapped.ip() != self.local_ip.to_canonical();
         if behind_nat && self.opts.hairpin && !self.hairpin_started {
             self.hairpin_started = true;
-            for k in 0..NONCES.len() {
+            // M's mapping, and the mapping of the first filtering socket that has one.
+            let filter_target = self.tests.iter().find_map(|t| match (t.slot, t.outcome) {
+                (Slot::Server(_, ProbeKind::Binding), Outcome::Heard(r)) => {
+                    Some((t.socket, r.mapped))
+                }
+                _ => None,
+            });
+            let targets = [Some((self.mapping, mapped)), filter_target];
+            for (k, (listener, target)) in targets.into_iter().flatten().enumerate() {
                 let h = self.add_socket(Role::Hairpin, 0);
                 self.add_test(
                     Slot::Hairpin(k),
                     h,
-                    mapped,
+                    target,
                     Expect::SameAddress,
                     RequestOptions::binding(),
                 );
                 if let Some(t) = self.tests.last_mut() {
-                    t.reply_socket = self.mapping;
+                    t.reply_socket = listener;
                 }
             }
         }
