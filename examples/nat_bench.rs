@@ -4,6 +4,7 @@
 //!
 //! Usage: nat_bench [--runs N] [--python VENV_PYTHON] [--rtt MS] [--loss PCT] [--internet]
 //!                  [VARIANT...]
+//! (`P2PD_BENCH_DUMP=1` also prints the whole JSON report of every wrong run)
 //!
 //! For each variant the lab comes up (tests/natlab/lab.sh, its own namespace prefix) with
 //! this binary serving STUN on 203.0.113.1:3478 / 203.0.113.2:3479 in the internet
@@ -24,6 +25,7 @@ mod expected;
 use common::{LabGuard, in_client, json_lines, lab, manifest, runtime, stat, tx_packets};
 use expected::expect;
 use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use p2pd::net::config::parse_list;
@@ -188,7 +190,6 @@ fn main() {
     }
     let exe = std::env::current_exe().expect("own path");
     let exe = exe.to_string_lossy().into_owned();
-    let half = runs.div_ceil(2);
     let _guard = LabGuard(PREFIX);
     let mut rows = Vec::new();
     for variant in variants {
@@ -226,23 +227,38 @@ fn main() {
             ours: Vec::new(),
             theirs: Vec::new(),
         };
-        for _round in 0..2 {
+        // One run per process, each on a NAT with no state left from the one before (see
+        // `fresh_nat`), ours and P2PD's interleaved.
+        for _run in 0..runs {
+            fresh_nat();
+            let clashes_before = insert_failed();
             let mut ours = in_client(PREFIX, &exe);
             ours.env("P2PD_BENCH_ROLE", "probe")
-                .args([client_ip.as_str(), &half.to_string()]);
+                .args([client_ip.as_str(), "1"]);
             if let Some(list) = &list {
                 ours.arg(list);
             }
-            row.ours.extend(json_lines(&mut ours));
+            let mut got = json_lines(&mut ours);
+            let clashes = insert_failed().saturating_sub(clashes_before);
+            for v in &mut got {
+                v["nat_clashes"] = json!(clashes);
+            }
+            row.ours.extend(got);
             if let Some(py) = &python {
+                fresh_nat();
                 let script = manifest("benches/p2pd_nat.py");
                 let mut theirs = in_client(PREFIX, py);
-                theirs.arg(script).arg(half.to_string());
+                theirs.arg(script).arg("1");
                 row.theirs.extend(json_lines(&mut theirs));
             }
         }
+        let clashed = row
+            .ours
+            .iter()
+            .filter(|v| v["nat_clashes"].as_u64().unwrap_or(0) > 0)
+            .count();
         eprintln!(
-            "{variant}: ours {} runs, P2PD {} runs",
+            "{variant}: ours {} runs ({clashed} with a lab NAT port clash), P2PD {} runs",
             row.ours.len(),
             row.theirs.len()
         );
@@ -251,11 +267,40 @@ fn main() {
             let bad = e.mismatches(v, &row.client_ip, &row.public_ip);
             if !bad.is_empty() {
                 eprintln!("  wrong run: {}", bad.join("; "));
+                if std::env::var_os("P2PD_BENCH_DUMP").is_some() {
+                    eprintln!("  its report: {v}");
+                }
             }
         }
         rows.push(row);
     }
     print_table(&rows, python.is_some());
+}
+
+/// Packets the lab router's conntrack has dropped (a counter since it started) because a new
+/// mapping clashed with one it holds (`conntrack -S` insert_failed, summed over CPUs).
+fn insert_failed() -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &format!("{PREFIX}router"), "conntrack", "-S"])
+        .output();
+    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    text.unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("insert_failed="))
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum()
+}
+
+/// Forgets the lab NAT's state (conntrack and the EIF/ADF maps). The lab's "hash" port
+/// choice gives a new socket the external port of an older one now and then; a real NAT
+/// never hands out a port it still maps, but the lab's does while the old entry lives
+/// (30 s), and the new socket's unsolicited replies then go to the old one. Dozens of runs
+/// a minute fill those 30 s with hundreds of mappings, a few percent of new sockets
+/// collide, and the bench would measure the lab. Each run starts on a fresh NAT instead.
+fn fresh_nat() {
+    if let Err(e) = lab(PREFIX, &["flush"]) {
+        eprintln!("lab.sh flush: {e}");
+    }
 }
 
 fn print_table(rows: &[Row], with_p2pd: bool) {
