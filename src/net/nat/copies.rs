@@ -97,6 +97,37 @@ impl Default for SilenceRule {
     }
 }
 
+/// How long the reply to one copy may take, by the path it travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// A round trip through the internet to a server, its RTT as measured: jitter grows
+    /// with it, and silence counts no earlier than the RTT plus the rule's margin.
+    Internet(Duration),
+    /// A NAT's hairpin turnaround, with the RTT to a server. That path runs through the
+    /// NAT, so its RTT bounds the turnaround and is slack enough by itself, past the
+    /// margin that covers a stalled host; the internet's jitter is not on this path.
+    /// Waiting an RTT plus the margin would put the silence of a NAT without hairpinning
+    /// past 2 RTT + 50 ms.
+    Hairpin(Duration),
+}
+
+impl Wait {
+    fn whole(self) -> Duration {
+        match self {
+            Wait::Internet(rtt) => rtt + SilenceRule::jitter(rtt),
+            Wait::Hairpin(rtt) => rtt + SilenceRule::jitter(Duration::ZERO),
+        }
+    }
+
+    /// The earliest a test that started at `started` may be called silent.
+    fn floor(self, started: Instant, margin: Duration) -> Instant {
+        match self {
+            Wait::Internet(rtt) => started + rtt + margin,
+            Wait::Hairpin(_) => started + self.whole().max(margin),
+        }
+    }
+}
+
 impl SilenceRule {
     /// How many copies must have had time to return before silence is believed, at the
     /// loss rate `loss` shows (its upper estimate).
@@ -112,10 +143,9 @@ impl SilenceRule {
         rtt / 8 + Duration::from_millis(2)
     }
 
-    /// Copies sent early enough to have come back by `now` on a path of `rtt`.
-    pub fn eligible(sent: &[Instant], now: Instant, rtt: Duration) -> u32 {
-        let wait = rtt + Self::jitter(rtt);
-        let n = sent.iter().filter(|&&s| s + wait <= now).count();
+    /// Copies sent early enough to have come back by `now`.
+    pub fn eligible(sent: &[Instant], now: Instant, wait: Wait) -> u32 {
+        let n = sent.iter().filter(|&&s| s + wait.whole() <= now).count();
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
@@ -126,14 +156,14 @@ impl SilenceRule {
         started: Instant,
         sent: &[Instant],
         now: Instant,
-        rtt: Duration,
+        wait: Wait,
         loss: LossCount,
     ) -> bool {
         if now >= started + self.ceiling {
             return true;
         }
-        now >= started + rtt + self.margin
-            && Self::eligible(sent, now, rtt) >= self.copies_needed(loss)
+        now >= wait.floor(started, self.margin)
+            && Self::eligible(sent, now, wait) >= self.copies_needed(loss)
     }
 
     /// When a silence test can next change its mind: the later of its floor and the
@@ -142,17 +172,13 @@ impl SilenceRule {
         &self,
         started: Instant,
         sent: &[Instant],
-        rtt: Duration,
+        wait: Wait,
         loss: LossCount,
     ) -> Option<Instant> {
-        let floor = started + rtt + self.margin;
+        let floor = wait.floor(started, self.margin);
         let needed = usize::try_from(self.copies_needed(loss)).unwrap_or(usize::MAX);
         let copy = sent.get(needed.checked_sub(1)?)?;
-        Some(
-            floor
-                .max(*copy + rtt + Self::jitter(rtt))
-                .min(started + self.ceiling),
-        )
+        Some(floor.max(*copy + wait.whole()).min(started + self.ceiling))
     }
 
     /// When the next copy of a request is due: `None` when no more should be sent.
@@ -237,12 +263,13 @@ mod tests {
             expired: 40,
         };
         let rtt = 300 * MS;
+        let wan = Wait::Internet(rtt);
         let sent = at(t0, &[0, 5, 10, 110]);
         // Three copies back by 10 + 300 + 39.5 = 349.5 ms; the floor (340 ms) is earlier.
-        assert!(!rule.is_silent(t0, &sent, t0 + 349 * MS, rtt, clean));
-        assert!(rule.is_silent(t0, &sent, t0 + 350 * MS, rtt, clean));
+        assert!(!rule.is_silent(t0, &sent, t0 + 349 * MS, wan, clean));
+        assert!(rule.is_silent(t0, &sent, t0 + 350 * MS, wan, clean));
         assert_eq!(
-            rule.silent_at(t0, &sent, rtt, clean),
+            rule.silent_at(t0, &sent, wan, clean),
             Some(t0 + 349 * MS + MS / 2)
         );
         // One copy only: eligible at 339.5 ms, but the floor holds it to 340 ms.
@@ -256,17 +283,27 @@ mod tests {
         };
         assert_eq!(one_copy_rule.copies_needed(spotless), 1);
         assert_eq!(
-            one_copy_rule.silent_at(t0, &sent[..1], rtt, spotless),
+            one_copy_rule.silent_at(t0, &sent[..1], wan, spotless),
             Some(t0 + 340 * MS)
+        );
+        // A hairpin's copies are back by 10 + 300 + 2 ms, past its floor (302 ms); on a
+        // 1 ms path the margin holds it to 40 ms.
+        assert_eq!(
+            rule.silent_at(t0, &sent, Wait::Hairpin(rtt), clean),
+            Some(t0 + 312 * MS)
+        );
+        assert_eq!(
+            rule.silent_at(t0, &sent, Wait::Hairpin(MS), clean),
+            Some(t0 + 40 * MS)
         );
         // Lossy: more copies are needed than were sent, so no verdict until the ceiling.
         let lossy = LossCount {
             lost: 18,
             expired: 40,
         };
-        assert!(!rule.is_silent(t0, &sent, t0 + 1500 * MS, rtt, lossy));
-        assert_eq!(rule.silent_at(t0, &sent, rtt, lossy), None);
-        assert!(rule.is_silent(t0, &sent, t0 + 2000 * MS, rtt, lossy));
+        assert!(!rule.is_silent(t0, &sent, t0 + 1500 * MS, wan, lossy));
+        assert_eq!(rule.silent_at(t0, &sent, wan, lossy), None);
+        assert!(rule.is_silent(t0, &sent, t0 + 2000 * MS, wan, lossy));
     }
 
     #[test]

@@ -44,7 +44,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::classify::{self, Capability};
-use super::copies::{LossCount, Pace, SilenceRule};
+use super::copies::{LossCount, Pace, SilenceRule, Wait};
 use super::mapping::Evidence;
 use super::observations::{
     DeltaSamples, Expect, HairpinProbe, Observations, Outcome, PortSample, ProbeKind, Reply,
@@ -454,7 +454,7 @@ impl Prober {
             }
             let sent: Vec<Instant> = t.copies.iter().map(|c| c.sent).collect();
             let at = match rtt {
-                Some(rtt) => self.opts.rule.silent_at(started, &sent, rtt.max, loss),
+                Some(rtt) => self.opts.rule.silent_at(started, &sent, t.wait(rtt), loss),
                 None => None,
             };
             wake = wake.min(at.unwrap_or(started + self.opts.rule.ceiling));
@@ -1026,7 +1026,7 @@ impl Prober {
             let silent = match rtt {
                 Some(rtt) => {
                     let sent: Vec<Instant> = t.copies.iter().map(|c| c.sent).collect();
-                    rule.is_silent(started, &sent, now, rtt.max, loss)
+                    rule.is_silent(started, &sent, now, t.wait(rtt), loss)
                 }
                 None => now >= started + rule.ceiling,
             };
@@ -1178,6 +1178,14 @@ impl Test {
         match self.slot {
             Slot::Server(i, _) => Some(i),
             _ => None,
+        }
+    }
+
+    /// How long a reply to one of its copies may take, on a path of `rtt`.
+    fn wait(&self, rtt: Rtt) -> Wait {
+        match self.slot {
+            Slot::Hairpin(_) => Wait::Hairpin(rtt.max),
+            _ => Wait::Internet(rtt.max),
         }
     }
 
