@@ -281,7 +281,13 @@ fn main() {
 /// mapping clashed with one it holds (`conntrack -S` insert_failed, summed over CPUs).
 fn insert_failed() -> u64 {
     let out = Command::new("ip")
-        .args(["netns", "exec", &format!("{PREFIX}router"), "conntrack", "-S"])
+        .args([
+            "netns",
+            "exec",
+            &format!("{PREFIX}router"),
+            "conntrack",
+            "-S",
+        ])
         .output();
     let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
     text.unwrap_or_default()
