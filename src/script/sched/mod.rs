@@ -202,6 +202,9 @@ impl Scheduler {
         // Fibers only start under a driver, which lends the engine.
         let engine = self.engine.clone();
         let (report, inside) = (self.bridge.reporter().clone(), state.clone());
+        // Boxed: every frame down to the Rhai call would otherwise hold its own copy of
+        // the job, and a waiting task keeps every stack page it touched.
+        let job = Box::new(job);
         Co::with_stack(stack, move |yielder, ()| {
             fiber::enter(yielder, inside.clone(), floor, || match &engine {
                 Some(engine) => run_job(engine, &report, &inside, job),
@@ -425,12 +428,13 @@ impl Drop for Scheduler {
 }
 
 /// Runs one job's closure on its fiber and delivers the result.
-fn run_job(engine: &Engine, report: &Reporter, state: &FiberState, job: Job) {
+fn run_job(engine: &Engine, report: &Reporter, state: &FiberState, mut job: Box<Job>) {
     let result = if state.is_cancelled() {
         Err(super::bridge::cancelled(rhai::Position::NONE))
     } else {
         let ctx = job.site.context(engine);
-        job.callback.call_within_context::<Dynamic>(&ctx, job.args)
+        let args = std::mem::take(&mut job.args);
+        job.callback.call_within_context::<Dynamic>(&ctx, args)
     };
     match job.kind {
         JobKind::Task(task) => {
