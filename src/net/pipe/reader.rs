@@ -51,14 +51,19 @@ enum Read {
     Finished,
 }
 
+/// A TCP pipe's first read buffer. Ten thousand idle connections each holding a 64 KiB
+/// buffer (or the pages of it a read touched) would be most of a process's memory; a
+/// stream whose reads fill the buffer doubles it, read by read, up to the pipe's limit.
+const FIRST_STREAM_READ: usize = 2 * 1024;
+
 impl Source {
-    /// A read buffer of `size` bytes for this source: spare capacity that a TCP read fills
-    /// in place (and may hand on, see `take_read`), or initialised bytes for a datagram,
-    /// which is copied out at its exact size.
-    fn buffer(&self, size: usize) -> Vec<u8> {
+    /// A read buffer for this source, reads of at most `max` bytes: spare capacity that a
+    /// TCP read fills in place (and may hand on, see `take_read`), starting small, or
+    /// initialised bytes for a datagram, which is copied out at its exact size.
+    fn buffer(&self, max: usize) -> Vec<u8> {
         match self {
-            Source::Stream(..) => Vec::with_capacity(size),
-            Source::Datagram(_) => vec![0; size],
+            Source::Stream(..) => Vec::with_capacity(FIRST_STREAM_READ.min(max)),
+            Source::Datagram(_) => vec![0; max],
         }
     }
 
@@ -70,8 +75,9 @@ impl Source {
         }
     }
 
-    /// One non-blocking read into `buf` (see [`Source::buffer`]).
-    fn try_read(&self, buf: &mut Vec<u8>) -> Read {
+    /// One non-blocking read into `buf` (see [`Source::buffer`]); a TCP read that fills
+    /// `buf` grows it for the next one, up to `max`.
+    fn try_read(&self, buf: &mut Vec<u8>, max: usize) -> Read {
         loop {
             let got = match self {
                 Source::Stream(half, peer) => {
@@ -84,8 +90,13 @@ impl Source {
             };
             return match got {
                 Ok((0, _)) if matches!(self, Source::Stream(..)) => Read::Finished,
-                Ok((_, peer)) if matches!(self, Source::Stream(..)) => {
-                    Read::Message(peer, take_read(buf))
+                Ok((n, peer)) if matches!(self, Source::Stream(..)) => {
+                    let filled = n == buf.capacity();
+                    let message = take_read(buf);
+                    if filled && buf.capacity() < max {
+                        buf.reserve_exact((2 * buf.capacity()).min(max) - buf.len());
+                    }
+                    Read::Message(peer, message)
                 }
                 Ok((n, peer)) => Read::Message(peer, buf.get(..n).unwrap_or_default().to_vec()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Read::Empty,
@@ -116,8 +127,16 @@ pub(super) struct Reader {
 
 struct Turn {
     buf: Vec<u8>,
+    /// The largest read `buf` may grow to.
+    max_read: usize,
     /// EOF or a fatal error was seen; nobody reads any more.
     finished: bool,
+}
+
+impl Turn {
+    fn read_from(&mut self, source: &Source) -> Read {
+        source.try_read(&mut self.buf, self.max_read)
+    }
 }
 
 /// What [`Pipe::pull`] did.
@@ -136,6 +155,7 @@ impl Reader {
         Arc::new(Reader {
             turn: AsyncMutex::new(Turn {
                 buf: source.buffer(buf_size),
+                max_read: buf_size,
                 finished: false,
             }),
             source: RwLock::new(Some(source)),
@@ -231,7 +251,7 @@ impl Pipe {
         if turn.finished {
             return Pull::Elsewhere;
         }
-        match source.try_read(&mut turn.buf) {
+        match turn.read_from(source) {
             Read::Message(peer, data) => {
                 self.queue(peer, data);
                 Pull::Read
@@ -285,7 +305,7 @@ async fn run(pipe: Weak<Inner>, reader: Arc<Reader>) {
             return;
         }
         for _ in 0..DRAIN_BATCH {
-            match src.try_read(&mut turn.buf) {
+            match turn.read_from(src) {
                 Read::Message(peer, data) => pipe.on_message(peer, data).await,
                 Read::Empty => break,
                 Read::Finished => {
