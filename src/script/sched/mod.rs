@@ -204,10 +204,10 @@ impl Scheduler {
         let (report, inside) = (self.bridge.reporter().clone(), state.clone());
         // Boxed: every frame down to the Rhai call would otherwise hold its own copy of
         // the job, and a waiting task keeps every stack page it touched.
-        let job = Box::new(job);
+        let mut job = Box::new(job);
         Co::with_stack(stack, move |yielder, ()| {
             fiber::enter(yielder, inside.clone(), floor, || match &engine {
-                Some(engine) => run_job(engine, &report, &inside, job),
+                Some(engine) => run_job(engine, &report, &inside, &mut job),
                 None => report("a task started outside an evaluation and was dropped"),
             });
         })
@@ -428,7 +428,7 @@ impl Drop for Scheduler {
 }
 
 /// Runs one job's closure on its fiber and delivers the result.
-fn run_job(engine: &Engine, report: &Reporter, state: &FiberState, mut job: Box<Job>) {
+fn run_job(engine: &Engine, report: &Reporter, state: &FiberState, job: &mut Job) {
     let result = if state.is_cancelled() {
         Err(super::bridge::cancelled(rhai::Position::NONE))
     } else {
@@ -436,7 +436,7 @@ fn run_job(engine: &Engine, report: &Reporter, state: &FiberState, mut job: Box<
         let args = std::mem::take(&mut job.args);
         job.callback.call_within_context::<Dynamic>(&ctx, args)
     };
-    match job.kind {
+    match std::mem::replace(&mut job.kind, JobKind::Callback(None)) {
         JobKind::Task(task) => {
             task.complete(Outcome::of(&result));
         }
