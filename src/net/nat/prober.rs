@@ -13,11 +13,14 @@
 //! primary (their replies pass M's filter only if the server really answers from its
 //! alternate). With the first answer of the run, the delta lookups start (P2PD's two
 //! rounds, one socket each, against that server). With M's first mapping: behind a NAT a
-//! second socket sends a nonce to M's external address (hairpin); without one, RESPONSE-
-//! PORT requests check whether anything unsolicited reaches a socket that never sent.
+//! second socket sends a nonce to M's external address (hairpin, and a second one to a
+//! filtering socket's); without one, RESPONSE-PORT requests check whether anything
+//! unsolicited reaches a socket that never sent. A host whose own address is public sends
+//! those at once rather than after the first mapping: it is most likely not behind a NAT.
 //!
 //! Everything is therefore answered one RTT after the first reply at the latest: a
-//! complete answer takes two RTTs plus the silence margin when nothing is lost.
+//! complete answer takes two RTTs plus the silence margin when nothing is lost (a
+//! hairpin's silence waits less: see `copies::Wait`).
 //!
 //! # Copies and silence
 //! Each copy of a request has its own transaction id (`copies.rs`): a test is answered by
@@ -915,6 +918,13 @@ impl Prober {
                 }
             }
         }
+        // A host whose own address is public is most likely not behind a NAT, and without
+        // one the open-path tests conclude on silence last: they need not wait for the
+        // first mapping to say so. (Behind a NAT after all, their replies go nowhere.)
+        if !nat_likely(self.local_ip) {
+            self.open_path_sockets();
+            self.start_open_tests(now);
+        }
         // With M's first mapping: hairpin behind a NAT, the open-path tests without one.
         let Some(mapped) = self.first_mapping() else {
             return;
@@ -945,12 +955,17 @@ impl Prober {
             }
         }
         if !behind_nat {
-            if self.open_path.is_none() {
-                let q1 = self.add_socket(Role::OpenPath, 0);
-                let q2 = self.add_socket(Role::OpenPath, 0);
-                self.open_path = Some((q1, q2));
-            }
+            self.open_path_sockets();
             self.start_open_tests(now);
+        }
+    }
+
+    /// The two sockets that never send, which RESPONSE-PORT replies aim at.
+    fn open_path_sockets(&mut self) {
+        if self.open_path.is_none() {
+            let q1 = self.add_socket(Role::OpenPath, 0);
+            let q2 = self.add_socket(Role::OpenPath, 0);
+            self.open_path = Some((q1, q2));
         }
     }
 
@@ -971,9 +986,10 @@ impl Prober {
         let (Some(a1), Some(a2)) = (self.bound(q1), self.bound(q2)) else {
             return;
         };
+        let early = !nat_likely(self.local_ip);
         for i in 0..self.servers.len() {
             let s = &self.servers[i];
-            if s.open_started || s.first_answer.is_none() {
+            if s.open_started || (s.first_answer.is_none() && !early) {
                 continue;
             }
             let Some(f_addr) = self.bound(s.filter) else {
@@ -1159,15 +1175,14 @@ impl Prober {
             .hairpin
             .is_none_or(|h| matches!(h.outcome, Outcome::Heard(_)))
             || kinds_final(&|t| matches!(t.slot, Slot::Hairpin(_)));
+        // Open-path tests sent early to a server that never answered wait for nothing.
         let open_settled = classify::open_path(&obs) == Some(true)
-            || kinds_final(&|t| {
-                matches!(
-                    t.slot,
-                    Slot::Server(
-                        _,
-                        ProbeKind::OpenPath | ProbeKind::OpenPath2 | ProbeKind::OpenCheck
-                    )
-                )
+            || kinds_final(&|t| match t.slot {
+                Slot::Server(
+                    i,
+                    ProbeKind::OpenPath | ProbeKind::OpenPath2 | ProbeKind::OpenCheck,
+                ) => self.servers[i].first_answer.is_some(),
+                _ => false,
             });
         filtering_settled && mapping_settled && delta_settled && hairpin_settled && open_settled
     }
@@ -1210,6 +1225,24 @@ impl Test {
 }
 
 /// The server with the fastest RTT.
+/// Whether `ip` is an address that NATs hide (RFC 1918, shared CGN space, ULA, link-local,
+/// loopback). Documentation ranges count as public: the lab uses them as such.
+fn nat_likely(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || (a == 100 && b & 0xc0 == 64)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback() || first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80
+        }
+    }
+}
+
 fn fastest(rtts: &[Option<Rtt>]) -> Option<Rtt> {
     rtts.iter().flatten().min_by_key(|r| r.min).copied()
 }
