@@ -12,6 +12,7 @@
 //! Both read under one lock (`turn`) that is held until the message is queued, so messages
 //! reach the queues in the order they arrived, whoever read them.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -56,14 +57,20 @@ enum Read {
 /// stream whose reads fill the buffer doubles it, read by read, up to the pipe's limit.
 const FIRST_STREAM_READ: usize = 2 * 1024;
 
+thread_local! {
+    /// Where this thread reads datagrams, each then copied out at its exact size: one
+    /// buffer per thread, not 64 KiB per UDP pipe.
+    static DATAGRAM_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 impl Source {
-    /// A read buffer for this source, reads of at most `max` bytes: spare capacity that a
-    /// TCP read fills in place (and may hand on, see `take_read`), starting small, or
-    /// initialised bytes for a datagram, which is copied out at its exact size.
+    /// A pipe's own read buffer, reads of at most `max` bytes: spare capacity that a TCP
+    /// read fills in place (and may hand on, see `take_read`), starting small. Datagrams
+    /// are read into the thread's scratch buffer instead.
     fn buffer(&self, max: usize) -> Vec<u8> {
         match self {
             Source::Stream(..) => Vec::with_capacity(FIRST_STREAM_READ.min(max)),
-            Source::Datagram(_) => vec![0; max],
+            Source::Datagram(_) => Vec::new(),
         }
     }
 
@@ -75,36 +82,49 @@ impl Source {
         }
     }
 
-    /// One non-blocking read into `buf` (see [`Source::buffer`]); a TCP read that fills
-    /// `buf` grows it for the next one, up to `max`.
+    /// One non-blocking read of at most `max` bytes (see [`Source::buffer`]); a TCP read
+    /// that fills `buf` grows it for the next one, up to `max`.
     fn try_read(&self, buf: &mut Vec<u8>, max: usize) -> Read {
-        loop {
-            let got = match self {
-                Source::Stream(half, peer) => {
-                    buf.clear();
-                    half.try_read_buf(buf).map(|n| (n, *peer))
-                }
-                Source::Datagram(socket) => {
-                    socket.try_io(Interest::READABLE, |s| s.recv_from(buf.as_mut_slice()))
-                }
-            };
-            return match got {
-                Ok((0, _)) if matches!(self, Source::Stream(..)) => Read::Finished,
-                Ok((n, peer)) if matches!(self, Source::Stream(..)) => {
-                    let filled = n == buf.capacity();
-                    let message = take_read(buf);
-                    if filled && buf.capacity() < max {
-                        buf.reserve_exact((2 * buf.capacity()).min(max) - buf.len());
+        match self {
+            Source::Stream(half, peer) => {
+                buf.clear();
+                match half.try_read_buf(buf) {
+                    Ok(0) => Read::Finished,
+                    Ok(n) => {
+                        let filled = n == buf.capacity();
+                        let message = take_read(buf);
+                        if filled && buf.capacity() < max {
+                            buf.reserve_exact((2 * buf.capacity()).min(max) - buf.len());
+                        }
+                        Read::Message(*peer, message)
                     }
-                    Read::Message(peer, message)
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Read::Empty,
+                    Err(_) => Read::Finished,
                 }
-                Ok((n, peer)) => Read::Message(peer, buf.get(..n).unwrap_or_default().to_vec()),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Read::Empty,
-                Err(e) if matches!(self, Source::Datagram(_)) && is_transient(&e) => continue,
-                Err(_) => Read::Finished,
-            };
+            }
+            Source::Datagram(socket) => loop {
+                let got = socket.try_io(Interest::READABLE, |s| read_datagram(s, max));
+                return match got {
+                    Ok((peer, data)) => Read::Message(peer, data),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Read::Empty,
+                    Err(e) if is_transient(&e) => continue,
+                    Err(_) => Read::Finished,
+                };
+            },
         }
     }
+}
+
+/// One datagram of at most `max` bytes, read into this thread's scratch buffer.
+fn read_datagram(socket: &UdpSocket, max: usize) -> io::Result<(SocketAddr, Vec<u8>)> {
+    DATAGRAM_SCRATCH.with_borrow_mut(|scratch| {
+        if scratch.len() < max {
+            scratch.resize(max, 0);
+        }
+        let room = scratch.get_mut(..max).unwrap_or_default();
+        let (n, peer) = socket.recv_from(room)?;
+        Ok((peer, room.get(..n).unwrap_or_default().to_vec()))
+    })
 }
 
 /// What the reading side of a pipe shares between its task and `recv` callers.
