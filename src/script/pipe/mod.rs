@@ -196,12 +196,16 @@ fn open(
         ));
     }
     let route_family = args::pipe_family(&route)?;
+    // Each wait below boxes its pipe future inside the async block, so the future's state
+    // is made when first polled, on the shared poll stack: built here it would sit in this
+    // frame, and a task keeps every stack page it touched while it waits (this frame was
+    // 6 KiB, and the task's deepest wait 18 KiB down, before).
     let dest = match dest {
         Some(d) => {
             let resolver = resolver.clone();
             let label = format!("pipe_open: looking up {}", d.host());
             Some(status::wait(ctx, move || label.clone(), async move {
-                d.resolve(&resolver, route_family).await
+                Box::pin(d.resolve(&resolver, route_family)).await
             })?)
         }
         None => None,
@@ -228,16 +232,22 @@ fn open(
     };
     let pipe = if callbacks.is_empty() {
         let pipe = status::wait(ctx, connecting, async move {
-            Pipe::open(proto, dest, local, PipeOptions::default())
+            Box::pin(Pipe::open(proto, dest, local, PipeOptions::default()))
                 .await
                 .map_err(pipe_error)
         })?;
         ScriptPipe::opened(pipe, bound, ctx)
     } else {
         let (pipe, events) = status::wait(ctx, connecting, async move {
-            Pipe::open_with_events(proto, dest, local, PipeOptions::default(), subscribe_all)
-                .await
-                .map_err(pipe_error)
+            Box::pin(Pipe::open_with_events(
+                proto,
+                dest,
+                local,
+                PipeOptions::default(),
+                subscribe_all,
+            ))
+            .await
+            .map_err(pipe_error)
         })?;
         let pipe = ScriptPipe::opened(pipe, bound, ctx);
         callbacks::install(ctx, &pipe, callbacks, || events)?;
@@ -249,7 +259,7 @@ fn open(
         // A server that asked for a mapping and got none is not left open.
         let p = pipe.pipe.clone();
         let _ = bridge::wait(ctx, async move {
-            p.close().await;
+            Box::pin(p.close()).await;
             Ok::<_, Box<EvalAltResult>>(())
         });
         return Err(e);

@@ -66,9 +66,10 @@ fn recv(
                 ),
             )
         })?;
-    // What is there already is taken at once: `wait` polls before it suspends.
+    // What is there already is taken at once: `wait` polls before it suspends. The pipe's
+    // futures are boxed in the async blocks here for the reason given in `open`.
     let got = status::wait(ctx, move || status::up_to("recv", timeout), async {
-        p.pipe.recv(id, timeout).await.map_err(pipe_error)
+        Box::pin(p.pipe.recv(id, timeout)).await.map_err(pipe_error)
     })?;
     Ok(match got {
         None => Dynamic::UNIT,
@@ -99,8 +100,8 @@ fn send(ctx: &NativeCallContext, p: &ScriptPipe, data: &Dynamic, to: Option<&Dyn
     let label = || "send: waiting for room in the socket".to_string();
     status::wait(ctx, label, async {
         match to {
-            Some(peer) => p.pipe.send_to(data, peer).await,
-            None => p.pipe.send(data).await,
+            Some(peer) => Box::pin(p.pipe.send_to(data, peer)).await,
+            None => Box::pin(p.pipe.send(data)).await,
         }
         .map_err(pipe_error)
     })
@@ -111,7 +112,7 @@ pub fn accept_for(ctx: &NativeCallContext, p: &ScriptPipe, timeout: Duration) ->
     let pipe = p.pipe.clone();
     let label = move || status::up_to("accept", timeout);
     let client = status::wait(ctx, label, async move {
-        pipe.accept(timeout).await.map_err(pipe_error)
+        Box::pin(pipe.accept(timeout)).await.map_err(pipe_error)
     })?;
     Ok(client.map_or(Dynamic::UNIT, |c| Dynamic::from(p.child(c))))
 }
@@ -119,7 +120,7 @@ pub fn accept_for(ctx: &NativeCallContext, p: &ScriptPipe, timeout: Duration) ->
 fn close(ctx: &NativeCallContext, p: &ScriptPipe) -> Res<()> {
     let pipe = p.pipe.clone();
     bridge::wait(ctx, async move {
-        pipe.close().await;
+        Box::pin(pipe.close()).await;
         Ok::<_, Box<EvalAltResult>>(())
     })
 }
