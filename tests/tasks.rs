@@ -324,3 +324,40 @@ fn cancel_stops_a_task_at_its_wait() {
             .contains("not finished")
     );
 }
+
+/// A waiting task costs the stack pages it touched: the path from a task's entry through
+/// Rhai to a sleep must stay shallow, and a pipe call must add little to it. Pipe bindings
+/// once built their futures in their own frames: a task waiting in recv was 4.4 KiB deeper
+/// than one in sleep in an optimised build (now 1.8) and 20.5 KiB in a debug build (now
+/// 12.2); in pipe_open the difference was larger still.
+#[test]
+fn waiting_tasks_stay_shallow_on_their_stacks() {
+    // Rhai's frames are several times larger without optimisation.
+    let (sleep_limit, pipe_extra) = if cfg!(debug_assertions) {
+        (64 << 10, 16 << 10)
+    } else {
+        (12 << 10, 4 << 10)
+    };
+    let mut s = shell();
+    s.run(r#"let srv = echo_server(TCP, "127.0.0.1", 0); let d = srv.local;"#);
+    let mut deepest = |body: &str| {
+        p2pd::script::sched::fiber::take_deepest_wait();
+        s.run(&format!("let t = create_task(|| {{ {body} }}); await t;"));
+        p2pd::script::sched::fiber::take_deepest_wait()
+    };
+    let sleeping = deepest("sleep(0.01); 1");
+    // Nothing was sent, so recv waits (connecting on loopback may not).
+    let piping = deepest("let p = pipe_open(TCP, d); let r = p.recv(0.05); p.close(); r");
+    eprintln!("deepest waits: sleep {sleeping} bytes, recv on a TCP pipe {piping} bytes");
+    assert!(sleeping > 0, "the task never waited in a fiber");
+    assert!(
+        sleeping < sleep_limit,
+        "a sleeping task waited {sleeping} bytes down its stack (bound {sleep_limit})"
+    );
+    assert!(
+        piping < sleeping + pipe_extra,
+        "recv on a TCP pipe waited {piping} bytes down its stack, {} more than a sleep (bound \
+         {pipe_extra})",
+        piping.saturating_sub(sleeping)
+    );
+}

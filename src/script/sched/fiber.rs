@@ -44,6 +44,7 @@ pub struct Running {
 
 thread_local! {
     static CURRENT: Cell<*const Running> = const { Cell::new(std::ptr::null()) };
+    static DEEPEST_WAIT: Cell<usize> = const { Cell::new(0) };
     /// Where fibers poll their futures (see `poll_aside`); made on first use.
     static POLL_STACK: DefaultStack = DefaultStack::new(POLL_STACK_SIZE).expect("a stack to poll futures on");
 }
@@ -87,6 +88,14 @@ fn current() -> Option<&'static Running> {
     // cleared whenever that fiber is not running (`leave`, and again after each suspend
     // returns), so while it is non-null it points to a live `Running` of this thread.
     unsafe { ptr.as_ref() }
+}
+
+/// How deep into its stack a fiber of this thread has been when it suspended to wait, at
+/// the most, in bytes, since the last call (which starts the count again). A waiting task
+/// keeps every stack page it touched, so this is most of what one costs: for tests and
+/// measurements (`tests/tasks.rs` holds the pipe and sleep paths to a bound).
+pub fn take_deepest_wait() -> usize {
+    DEEPEST_WAIT.with(|d| d.replace(0))
 }
 
 pub fn in_fiber() -> bool {
@@ -136,6 +145,8 @@ fn wait_pinned<F: Future + ?Sized>(
         if let Poll::Ready(v) = poll_aside(fut.as_mut(), &running.waker) {
             return Ok(v);
         }
+        let depth = (running.stack_floor + super::STACK_SIZE).saturating_sub(stack_pointer());
+        DEEPEST_WAIT.with(|d| d.set(d.get().max(depth)));
         suspend(running, Suspend::Wait);
     }
 }
