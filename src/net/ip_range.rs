@@ -16,7 +16,7 @@ mod family;
 mod special;
 
 pub use family::{AF_INET, AF_INET6, Family};
-pub(crate) use special::python_is_private;
+pub(crate) use special::{nat_likely, python_is_private};
 
 use std::cmp::Ordering;
 use std::fmt;

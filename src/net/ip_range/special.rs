@@ -84,6 +84,31 @@ pub(crate) fn python_is_private(ip: IpAddr) -> bool {
     }
 }
 
+/// Addresses a host behind a NAT has (RFC 1918, shared CGN space `100.64.0.0/10`,
+/// link-local, loopback; ULA and link-local IPv6). Unlike [`python_is_private`], the
+/// documentation ranges are not here: the NAT lab uses them as public addresses.
+const V4_BEHIND_NAT: &[([u8; 4], u8)] = &[
+    ([10, 0, 0, 0], 8),
+    ([100, 64, 0, 0], 10),
+    ([127, 0, 0, 0], 8),
+    ([169, 254, 0, 0], 16),
+    ([172, 16, 0, 0], 12),
+    ([192, 168, 0, 0], 16),
+];
+const V6_BEHIND_NAT: &[([u16; 8], u8)] = &[
+    ([0, 0, 0, 0, 0, 0, 0, 1], 128),
+    ([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7),
+    ([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10),
+];
+
+/// Whether `ip` is an address NATs hide, so that a host having it is likely behind one.
+pub(crate) fn nat_likely(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => in_v4(v4, V4_BEHIND_NAT),
+        IpAddr::V6(v6) => in_v6(v6, V6_BEHIND_NAT),
+    }
+}
+
 /// IPv6 link-local unicast `fe80::/10` (needs a scope id to bind). P2PD also put `fd00::/8`
 /// here, which broke IPv6 on hosts with a ULA (its bug list, item 5); ULA is global in scope.
 pub(crate) fn is_link_local(ip: IpAddr) -> bool {
@@ -96,6 +121,30 @@ pub(crate) fn is_link_local(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_behind_nats() {
+        let rows: &[(&str, bool)] = &[
+            ("10.77.0.10", true),
+            ("100.64.0.1", true),
+            ("100.128.0.1", false),
+            ("172.16.0.1", true),
+            ("192.168.1.2", true),
+            ("169.254.3.4", true),
+            ("127.0.0.1", true),
+            ("198.51.100.10", false),
+            ("8.8.8.8", false),
+            ("::ffff:192.168.1.2", true),
+            ("fd77::10", true),
+            ("fe80::1", true),
+            ("::1", true),
+            ("2001:db8:100::10", false),
+            ("2a00:1450::1", false),
+        ];
+        for &(text, want) in rows {
+            assert_eq!(nat_likely(text.parse().unwrap()), want, "{text}");
+        }
+    }
 
     #[test]
     fn python_private_table() {

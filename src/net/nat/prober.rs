@@ -53,6 +53,7 @@ use super::observations::{
     DeltaSamples, Expect, HairpinProbe, Observations, Outcome, PortSample, ProbeKind, Reply,
     ServerObs, canonical, plausible_alternate, usable_mapped,
 };
+use crate::net::ip_range::nat_likely;
 use crate::net::stun::{ChangeRequest, Class, Packet, Repr, RequestOptions, TransactionId};
 
 /// What a server's source says it can do: a hint for how long to wait for it.
@@ -217,6 +218,9 @@ pub struct Prober {
     hairpin_started: bool,
     /// The two sockets that never send, for the open-path test.
     open_path: Option<(SocketId, SocketId)>,
+    /// The host's own address is public, so the open-path tests start without waiting
+    /// for the first mapping (see the module docs).
+    open_early: bool,
     /// The first answer of the run: when, and from which server.
     first: Option<(Instant, usize)>,
     delta_started: bool,
@@ -239,6 +243,7 @@ impl Prober {
             mapping: SocketId(0),
             hairpin_started: false,
             open_path: None,
+            open_early: !nat_likely(local_ip),
             first: None,
             delta_started: false,
             rng: opts.seed | 1,
@@ -921,7 +926,7 @@ impl Prober {
         // A host whose own address is public is most likely not behind a NAT, and without
         // one the open-path tests conclude on silence last: they need not wait for the
         // first mapping to say so. (Behind a NAT after all, their replies go nowhere.)
-        if !nat_likely(self.local_ip) {
+        if self.open_early {
             self.open_path_sockets();
             self.start_open_tests(now);
         }
@@ -986,10 +991,9 @@ impl Prober {
         let (Some(a1), Some(a2)) = (self.bound(q1), self.bound(q2)) else {
             return;
         };
-        let early = !nat_likely(self.local_ip);
         for i in 0..self.servers.len() {
             let s = &self.servers[i];
-            if s.open_started || (s.first_answer.is_none() && !early) {
+            if s.open_started || (s.first_answer.is_none() && !self.open_early) {
                 continue;
             }
             let Some(f_addr) = self.bound(s.filter) else {
@@ -1225,24 +1229,6 @@ impl Test {
 }
 
 /// The server with the fastest RTT.
-/// Whether `ip` is an address that NATs hide (RFC 1918, shared CGN space, ULA, link-local,
-/// loopback). Documentation ranges count as public: the lab uses them as such.
-fn nat_likely(ip: IpAddr) -> bool {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || (a == 100 && b & 0xc0 == 64)
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            v6.is_loopback() || first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80
-        }
-    }
-}
-
 fn fastest(rtts: &[Option<Rtt>]) -> Option<Rtt> {
     rtts.iter().flatten().min_by_key(|r| r.min).copied()
 }

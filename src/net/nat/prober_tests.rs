@@ -92,44 +92,23 @@ fn want(variant: &str) -> Want {
 
 /// Every field of `r` against `w`: the list of mismatches.
 fn mismatches(w: &Want, r: &NatReport) -> Vec<String> {
-    let fields = [
-        (
-            "type",
-            format!("{:?}", r.nat_type()),
-            format!("{:?}", w.nat),
-        ),
-        (
-            "delta",
-            format!("{:?}", r.delta()),
-            format!("{:?}", w.delta),
-        ),
-        (
-            "mapping",
-            format!("{:?}", r.mapping),
-            format!("{:?}", w.mapping),
-        ),
-        (
-            "filtering",
-            format!("{:?}", r.filtering),
-            format!("{:?}", w.filtering),
-        ),
-        (
-            "hairpin",
-            format!("{:?}", r.hairpin),
-            format!("{:?}", w.hairpin),
-        ),
-        (
-            "allocation",
-            format!("{:?}", r.allocation),
-            format!("{:?}", w.allocation),
-        ),
-        ("assumed", format!("{:?}", r.assumed), "[]".into()),
-    ];
-    fields
-        .into_iter()
-        .filter(|(_, got, wanted)| got != wanted)
-        .map(|(what, got, wanted)| format!("{what}: got {got}, want {wanted}"))
-        .collect()
+    let field = |what: &str, got: &dyn std::fmt::Debug, wanted: &dyn std::fmt::Debug| {
+        let (got, wanted) = (format!("{got:?}"), format!("{wanted:?}"));
+        (got != wanted).then(|| format!("{what}: got {got}, want {wanted}"))
+    };
+    let none: [&str; 0] = [];
+    [
+        field("type", &r.nat_type(), &w.nat),
+        field("delta", &r.delta(), &w.delta),
+        field("mapping", &r.mapping, &w.mapping),
+        field("filtering", &r.filtering, &w.filtering),
+        field("hairpin", &r.hairpin, &w.hairpin),
+        field("allocation", &r.allocation, &w.allocation),
+        field("assumed", &r.assumed, &none),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 #[test]
