@@ -134,6 +134,28 @@ fn every_variant_is_right_at_every_rtt_within_two_rtts_and_the_margin() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// A host with a public address of its own sends its open-path tests at once, so without
+/// a NAT the answer comes with the last reply (2 RTT), not a silence margin later.
+#[test]
+fn without_a_nat_the_answer_comes_by_two_rtts() {
+    for (name, gateway) in lab_variants() {
+        if !matches!(name, "none" | "firewall") {
+            continue;
+        }
+        for rtt_ms in [50u32, 150, 300] {
+            let rtt = MS * rtt_ms;
+            let r = net(gateway, vec![rfc5780()], rtt, 0.0).run(opts(), 7);
+            let bad = mismatches(&want(name), &r);
+            assert!(bad.is_empty(), "{name} @{rtt_ms}ms: {}", bad.join("; "));
+            assert!(
+                r.elapsed <= rtt * 2 + 15 * MS,
+                "{name} @{rtt_ms}ms: took {:?}, more than 2 RTT + 15 ms",
+                r.elapsed
+            );
+        }
+    }
+}
+
 /// A small internet: plain servers (one on two ports), RFC 5780 and RFC 3489 servers, two
 /// dead ones, a liar, one answering from the wrong address, one slow, one sending an IPv6
 /// mapped address to IPv4 probes.
