@@ -57,19 +57,20 @@ pub fn wait<T, E>(
 where
     E: Into<Box<EvalAltResult>>,
 {
-    let _label = Labelled::push(Arc::new(label));
+    let _label = Labelled::push(label);
     bridge::wait(ctx, fut)
 }
 
-/// Pops its label when the wait ends, however it ends. Inside a fiber it holds none.
+/// Pops its label when the wait ends, however it ends. It holds none inside a fiber or
+/// where nothing draws the line.
 struct Labelled(bool);
 
 impl Labelled {
-    fn push(label: Label) -> Self {
-        if fiber::in_fiber() {
+    fn push(label: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        if fiber::in_fiber() || OUT.with(|o| o.borrow().is_none()) {
             return Labelled(false);
         }
-        LABELS.with(|l| l.borrow_mut().push(label));
+        LABELS.with(|l| l.borrow_mut().push(Arc::new(label)));
         Labelled(true)
     }
 }
@@ -229,15 +230,18 @@ mod tests {
 
     #[test]
     fn a_meter_draws_after_the_delay_then_every_tick_and_erases_at_the_end() {
-        // Nothing installed (a script): nothing to wake for, nothing drawn.
-        let _label = Labelled::push(Arc::new(|| "recv: waiting up to 3 s".to_string()));
+        // Nothing installed (a script): no label kept, nothing to wake for, nothing drawn.
+        let unseen = Labelled::push(|| "recv: waiting up to 3 s".to_string());
+        assert!(!unseen.0, "a label kept where nothing draws it");
         let mut m = Meter::start();
         assert_eq!(m.next_draw(), None);
         m.started -= DELAY * 2;
         m.draw();
+        drop((m, unseen));
 
         let screen = Arc::new(Screen::default());
         install(screen.clone());
+        let _label = Labelled::push(|| "recv: waiting up to 3 s".to_string());
         let mut m = Meter::start();
         assert_eq!(m.next_draw(), Some(m.started + DELAY));
         m.draw();
