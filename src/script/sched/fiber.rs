@@ -125,8 +125,11 @@ fn stack_pointer() -> usize {
 /// it is pending. `None` if no fiber is running (the caller drives the scheduler itself).
 pub fn wait<F: Future>(fut: F) -> Option<Result<F::Output, Cancelled>> {
     let running = current()?;
-    // A large future (a whole probe, a pipe opening) goes to the heap: kept on the stack
-    // it would hold those pages for as long as the fiber lives and eat its reserve.
+    // A large future (a whole probe, a pipe opening) goes to the heap, so the frames that
+    // stay live while the fiber waits hold no copy of it. Its caller built it in its own
+    // frame, though, and touched those pages already: a binding whose future is large
+    // boxes it inside its async block instead, so the state is made when first polled, on
+    // the poll stack (as `script::pipe`'s bindings do).
     Some(if size_of::<F>() > 1024 {
         wait_pinned(running, Box::pin(fut).as_mut())
     } else {
