@@ -73,8 +73,13 @@ fn fuzz_stun_decoder_round_trips_what_it_accepts() {
         let again = Packet::new_checked(&bytes[..])
             .and_then(|p| Repr::parse(&p))
             .map_err(|e| format!("emitted bytes do not parse: {e}"))?;
-        if again != repr {
-            return Err(format!("round trip changed {repr:?} into {again:?}"));
+        // MESSAGE-INTEGRITY is read but never emitted (no credentials here).
+        let want = Repr {
+            message_integrity: false,
+            ..repr
+        };
+        if again != want {
+            return Err(format!("round trip changed {want:?} into {again:?}"));
         }
         Ok(())
     });
