@@ -99,14 +99,21 @@ impl Repr {
     }
 
     /// Reads a checked packet. Any malformed or unknown comprehension-required attribute, or a
-    /// bad FINGERPRINT, refuses the whole message.
+    /// bad FINGERPRINT, refuses the whole message; attributes after MESSAGE-INTEGRITY (but
+    /// FINGERPRINT) are not read.
     pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr, Error> {
         packet.check_len()?;
         let (class, method) = header::split_message_type(packet.msg_type())?;
         let mut r = Repr::new(class, packet.transaction_id());
         r.method = method;
+        let mut after_integrity = false;
         for attr in packet.attributes() {
-            match attr? {
+            let attr = attr?;
+            // RFC 8489 §14.5: what follows MESSAGE-INTEGRITY, FINGERPRINT aside, is ignored.
+            if after_integrity && !matches!(attr, Attribute::Fingerprint(_)) {
+                continue;
+            }
+            match attr {
                 Attribute::XorMappedAddress(a) => first(&mut r.xor_mapped_address, a),
                 Attribute::MappedAddress(a) => first(&mut r.mapped_address, a),
                 Attribute::ChangeRequest(c) => first(&mut r.change_request, c),
@@ -126,7 +133,10 @@ impl Repr {
                 Attribute::Software(s) => {
                     first(&mut r.software, String::from_utf8_lossy(s).into_owned())
                 }
-                Attribute::MessageIntegrity(_) => r.message_integrity = true,
+                Attribute::MessageIntegrity(_) => {
+                    r.message_integrity = true;
+                    after_integrity = true;
+                }
                 Attribute::Fingerprint(_) => r.fingerprint = true,
                 Attribute::UnknownAttributes(_) | Attribute::Other { .. } => {}
             }

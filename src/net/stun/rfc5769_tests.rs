@@ -312,6 +312,20 @@ fn unknown_optional_attribute_is_ignored() {
 }
 
 #[test]
+fn attributes_after_message_integrity_are_ignored() {
+    // MESSAGE-INTEGRITY (20 bytes), then CHANGED-ADDRESS and SOFTWARE: neither is read.
+    let mut attrs = vec![0x00, 0x08, 0x00, 0x14];
+    attrs.extend_from_slice(&[0xab; 20]);
+    attrs.extend_from_slice(&[
+        0x00, 0x05, 0x00, 0x08, 0x00, 0x01, 0x0d, 0x97, 203, 0, 113, 2,
+    ]);
+    attrs.extend_from_slice(&[0x80, 0x22, 0x00, 0x04, b'l', b'i', b'a', b'r']);
+    let r = parse(&message(TransactionId::Rfc5389([1; 12]), &attrs)).unwrap();
+    assert!(r.message_integrity);
+    assert_eq!((r.changed_address, r.software), (None, None));
+}
+
+#[test]
 fn attribute_after_fingerprint() {
     let mut r = Repr::binding_success(TransactionId::random().unwrap());
     r.fingerprint = true;
