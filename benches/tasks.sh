@@ -8,6 +8,8 @@
 #
 #   benches/tasks.sh              5 rounds (REPS=N to change)
 #   NO_P2PD=1 benches/tasks.sh    skip P2PD (no venv, no PyPI)
+#   ALT_REPL=PATH benches/tasks.sh  also run the Rhai scripts with another p2pd-repl
+#                                   binary (impl "alt"): an A/B of a change
 #
 # Needs root: everything runs in a network namespace of its own, where loopback's accept
 # queue can be raised (net.core.somaxconn) without touching the host. 10,000 clients that
@@ -37,6 +39,7 @@ REPL="$TARGET/release/p2pd-repl"
 SERVER_BIN="$TARGET/release/examples/echo_backlog_server"
 
 IMPLS=(rhai asyncio)
+[[ -n ${ALT_REPL:-} ]] && IMPLS+=(alt)
 # shellcheck source=benches/p2pd_venv.sh
 source benches/p2pd_venv.sh
 
@@ -71,6 +74,8 @@ measure() { # impl case n -> "seconds ok peak_kib" (or "fail")
         asyncio/echo) cmd=(python3 benches/tasks_echo_asyncio.py "$PORT" "$3") ;;
         p2pd/echo) cmd=("$VENV/bin/python" benches/tasks_echo_p2pd.py "$PORT" "$3") ;;
         rhai/sleep) cmd=("$REPL" benches/tasks_sleep.rhai "$3") ;;
+        alt/echo) cmd=("$ALT_REPL" benches/tasks_echo.rhai "$PORT" "$3") ;;
+        alt/sleep) cmd=("$ALT_REPL" benches/tasks_sleep.rhai "$3") ;;
         asyncio/sleep) cmd=(python3 benches/tasks_sleep_asyncio.py "$3") ;;
         *) return 1 ;;
     esac
@@ -112,7 +117,7 @@ for line in open(sys.argv[1]):
     kind, n, impl, *rest = line.split()
     runs.setdefault((kind, int(n), impl), []).append(rest)
 print(f"{'case':<22} {'impl':<8} {'time s (median)':>16} {'peak RSS MB':>12} {'ok / n':>13} {'failed runs':>12}")
-for (kind, n, impl), rs in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][1], ["rhai", "asyncio", "p2pd"].index(kv[0][2]))):
+for (kind, n, impl), rs in sorted(runs.items(), key=lambda kv: (kv[0][0], kv[0][1], ["rhai", "alt", "asyncio", "p2pd"].index(kv[0][2]))):
     good = [r for r in rs if r != ["fail"]]
     case = f"{kind} x {n}"
     if not good:

@@ -336,7 +336,7 @@ fn waiting_tasks_stay_shallow_on_their_stacks() {
     let (sleep_limit, pipe_extra) = if cfg!(debug_assertions) {
         (64 << 10, 16 << 10)
     } else {
-        (12 << 10, 4 << 10)
+        (12 << 10, 2 << 10)
     };
     let mut s = shell();
     s.run(r#"let srv = echo_server(TCP, "127.0.0.1", 0); let d = srv.local;"#);

@@ -201,6 +201,19 @@ where
             _ => Err(cancelled(ctx.call_position())),
         };
     }
+    wait_at_root(ctx, fut)
+}
+
+/// The root's wait, out of line: a fiber's wait frame must not hold what driving the
+/// scheduler needs, since a waiting task keeps every stack page it reached.
+#[inline(never)]
+fn wait_at_root<T, E>(
+    ctx: &NativeCallContext,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, Box<EvalAltResult>>
+where
+    E: Into<Box<EvalAltResult>>,
+{
     match sched::wait_at_root(&*bridge_of(ctx)?, fut) {
         Some(result) => result.map_err(Into::into),
         None => Err(interrupted(ctx.call_position())),

@@ -49,6 +49,7 @@ pub fn install(out: Arc<dyn StatusOut>) {
 }
 
 /// Awaits like `bridge::wait`, saying what for while it lasts.
+#[inline(always)] // the future is not copied into one more frame that stays while it waits
 pub fn wait<T, E>(
     ctx: &NativeCallContext,
     label: impl Fn() -> String + Send + Sync + 'static,

@@ -52,20 +52,7 @@ fn recv(
     } else {
         seconds(timeout, "recv timeout")?
     };
-    let key = args::sub_key(sub)?;
-    let id = p
-        .pipe
-        .find_subscription(key.0.as_deref(), key.1)
-        .ok_or_else(|| {
-            error(
-                "no_subscription",
-                format!(
-                    "pipe {} has no subscription {}: call pipe.subscribe(...) first",
-                    p.pipe,
-                    show(&Dynamic::from(args::sub_value(&key)))
-                ),
-            )
-        })?;
+    let id = subscription(p, sub)?;
     // What is there already is taken at once: `wait` polls before it suspends. The pipe's
     // futures are boxed in the async blocks here for the reason given in `open`.
     let got = status::wait(ctx, move || status::up_to("recv", timeout), async {
@@ -78,6 +65,25 @@ fn recv(
         }
         Some((_, data)) => Dynamic::from(Bytes(data)),
     })
+}
+
+/// The subscription `sub` names on `p`; out of line, so the frame that waits in `recv`
+/// does not hold what finding it takes.
+#[inline(never)]
+fn subscription(p: &ScriptPipe, sub: &Dynamic) -> Res<crate::net::pipe::SubId> {
+    let key = args::sub_key(sub)?;
+    p.pipe
+        .find_subscription(key.0.as_deref(), key.1)
+        .ok_or_else(|| {
+            error(
+                "no_subscription",
+                format!(
+                    "pipe {} has no subscription {}: call pipe.subscribe(...) first",
+                    p.pipe,
+                    show(&Dynamic::from(args::sub_value(&key)))
+                ),
+            )
+        })
 }
 
 fn send(ctx: &NativeCallContext, p: &ScriptPipe, data: &Dynamic, to: Option<&Dynamic>) -> Res<()> {

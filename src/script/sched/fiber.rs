@@ -15,7 +15,7 @@ use super::ready::FiberState;
 use corosensei::stack::{DefaultStack, Stack, StackPointer};
 use std::cell::Cell;
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -123,30 +123,50 @@ fn stack_pointer() -> usize {
 
 /// Waits for `fut` inside the running fiber: polls it now, and suspends the fiber while
 /// it is pending. `None` if no fiber is running (the caller drives the scheduler itself).
+///
+/// A waiting task keeps every stack page it touched, so what stays live on its stack
+/// while it waits is kept small: the future goes to the heap (one allocation per wait,
+/// as asyncio makes a coroutine frame per call), and the loop that polls and suspends is
+/// one function for every future type ([`wait_erased`]). The caller still built the
+/// future in its own frame: a binding whose future is large boxes it inside its async
+/// block instead, so the state is made when first polled, on the poll stack (as
+/// `script::pipe`'s bindings do), and keeps what it needs before and after the wait in
+/// frames of their own.
+#[inline(always)]
 pub fn wait<F: Future>(fut: F) -> Option<Result<F::Output, Cancelled>> {
     let running = current()?;
-    // A large future (a whole probe, a pipe opening) goes to the heap, so the frames that
-    // stay live while the fiber waits hold no copy of it. Its caller built it in its own
-    // frame, though, and touched those pages already: a binding whose future is large
-    // boxes it inside its async block instead, so the state is made when first polled, on
-    // the poll stack (as `script::pipe`'s bindings do).
-    Some(if size_of::<F>() > 1024 {
-        wait_pinned(running, Box::pin(fut).as_mut())
-    } else {
-        wait_pinned(running, pin!(fut))
-    })
+    Some(wait_pinned(running, Box::pin(fut).as_mut()))
 }
 
+#[inline(always)]
 fn wait_pinned<F: Future + ?Sized>(
     running: &Running,
     mut fut: Pin<&mut F>,
 ) -> Result<F::Output, Cancelled> {
+    let mut out = None;
+    let mut poll = |cx: &mut Context<'_>| match fut.as_mut().poll(cx) {
+        Poll::Ready(v) => {
+            out = Some(v);
+            true
+        }
+        Poll::Pending => false,
+    };
+    wait_erased(running, &mut poll)?;
+    Ok(out.expect("a future that reported ready left its value"))
+}
+
+/// Polls (on the poll stack) until `poll` says ready, suspending the fiber in between.
+#[inline(never)]
+fn wait_erased(
+    running: &Running,
+    poll: &mut dyn FnMut(&mut Context<'_>) -> bool,
+) -> Result<(), Cancelled> {
     loop {
         if running.state.is_cancelled() {
             return Err(Cancelled);
         }
-        if let Poll::Ready(v) = poll_aside(fut.as_mut(), &running.waker) {
-            return Ok(v);
+        if poll_aside(poll, &running.waker) {
+            return Ok(());
         }
         let depth = (running.stack_floor + super::STACK_SIZE).saturating_sub(stack_pointer());
         DEEPEST_WAIT.with(|d| d.set(d.get().max(depth)));
@@ -154,15 +174,13 @@ fn wait_pinned<F: Future + ?Sized>(
     }
 }
 
-/// Polls `fut` on the thread's one poll stack instead of the fiber's own: a fiber keeps
-/// every stack page it ever touched for as long as it lives, and the deepest moment of a
+/// Polls on the thread's one poll stack instead of the fiber's own: a fiber keeps every
+/// stack page it ever touched for as long as it lives, and the deepest moment of a
 /// waiting task is usually a poll (connecting, closing), not its Rhai frames. Polls never
 /// suspend and no Rhai code runs inside one, so one stack serves every fiber in turn.
-fn poll_aside<F: Future + ?Sized>(fut: Pin<&mut F>, waker: &Waker) -> Poll<F::Output> {
+fn poll_aside(poll: &mut dyn FnMut(&mut Context<'_>) -> bool, waker: &Waker) -> bool {
     POLL_STACK.with(|stack| {
-        corosensei::on_stack(Borrowed(stack), || {
-            fut.poll(&mut Context::from_waker(waker))
-        })
+        corosensei::on_stack(Borrowed(stack), || poll(&mut Context::from_waker(waker)))
     })
 }
 

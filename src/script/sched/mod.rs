@@ -429,13 +429,29 @@ impl Drop for Scheduler {
 
 /// Runs one job's closure on its fiber and delivers the result.
 fn run_job(engine: &Engine, report: &Reporter, state: &FiberState, job: &mut Job) {
-    let result = if state.is_cancelled() {
-        Err(super::bridge::cancelled(rhai::Position::NONE))
-    } else {
-        let ctx = job.site.context(engine);
-        let args = std::mem::take(&mut job.args);
-        job.callback.call_within_context::<Dynamic>(&ctx, args)
-    };
+    let result = call_job(engine, state, job);
+    deliver(report, job, result);
+}
+
+/// The closure's call, in a frame of its own: a waiting task keeps every stack page its
+/// frames reach, and what [`deliver`] needs afterwards (an error's text) would otherwise
+/// sit in the same frame below every Rhai call the closure makes.
+#[inline(never)]
+fn call_job(
+    engine: &Engine,
+    state: &FiberState,
+    job: &mut Job,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    if state.is_cancelled() {
+        return Err(super::bridge::cancelled(rhai::Position::NONE));
+    }
+    let ctx = job.site.context(engine);
+    let args = std::mem::take(&mut job.args);
+    job.callback.call_within_context::<Dynamic>(&ctx, args)
+}
+
+#[inline(never)]
+fn deliver(report: &Reporter, job: &mut Job, result: Result<Dynamic, Box<EvalAltResult>>) {
     match std::mem::replace(&mut job.kind, JobKind::Callback(None)) {
         JobKind::Task(task) => {
             task.complete(Outcome::of(&result));
