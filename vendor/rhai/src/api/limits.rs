@@ -88,6 +88,10 @@ pub struct Limits {
     /// Not available under `no_object`.
     #[cfg(not(feature = "no_object"))]
     pub map_size: Option<NonZeroUsize>,
+    /// P2PD PATCH: maximum depth of arrays, maps and curried function pointers nested in
+    /// one another (`[]` is 1 deep, `[[]]` 2). Dropping, cloning and printing a value
+    /// recurse once per level on the native stack, where running out aborts the process.
+    pub nesting: Option<NonZeroUsize>,
 }
 
 impl Limits {
@@ -113,6 +117,7 @@ impl Limits {
             array_size: None,
             #[cfg(not(feature = "no_object"))]
             map_size: None,
+            nesting: None, // P2PD PATCH
         }
     }
 }
@@ -145,6 +150,7 @@ impl Engine {
                 #[cfg(feature = "no_object")]
                 false
             }
+            || self.limits.nesting.is_some() // P2PD PATCH
     }
     /// Set the maximum levels of function calls allowed for a script in order to avoid
     /// infinite recursion and stack overflows.
@@ -342,5 +348,26 @@ impl Engine {
         };
         #[cfg(feature = "no_object")]
         return 0;
+    }
+    /// P2PD PATCH: set the maximum depth of arrays, maps and curried function pointers
+    /// nested in one another (0 for unlimited).
+    ///
+    /// Not available under `unchecked`.
+    #[inline(always)]
+    pub fn set_max_nesting(&mut self, max_depth: usize) -> &mut Self {
+        self.limits.nesting = NonZeroUsize::new(max_depth);
+        self
+    }
+    /// P2PD PATCH: the maximum depth of arrays, maps and curried function pointers nested
+    /// in one another (0 for unlimited).
+    ///
+    /// Not available under `unchecked`.
+    #[inline]
+    #[must_use]
+    pub const fn max_nesting(&self) -> usize {
+        match self.limits.nesting {
+            Some(n) => n.get(),
+            None => 0,
+        }
     }
 }

@@ -79,6 +79,13 @@ impl Engine {
             }
         }
 
+        // P2PD PATCH: a value assigned through a chain (`a[i] = x`, `m.k = x`) goes at least
+        // one level down (see data_check.rs).
+        #[cfg(not(feature = "unchecked"))]
+        if let Some((value, op_info)) = &new_val {
+            self.check_nesting(value, 1, op_info.position())?;
+        }
+
         match (lhs, new_val) {
             // this.??? or this[???]
             (Expr::ThisPtr(var_pos), new_val) => {
@@ -352,7 +359,8 @@ impl Engine {
                                 self.eval_op_assignment(
                                     global, caches, op_info, root, item_ptr, new_val,
                                 )?;
-                                self.check_data_size(item_ptr.as_ref(), op_info.position())?;
+                                // P2PD PATCH: own size only, in O(1) (see data_check.rs).
+                                self.check_own_size(item_ptr.as_ref(), op_info.position())?;
                                 None
                             }
                             // Indexed value cannot be referenced - use indexer
@@ -361,6 +369,10 @@ impl Engine {
                             // Any other error
                             Err(err) => return Err(err),
                         };
+
+                        // P2PD PATCH: `m[k] = x` may have added an entry to `m`, which Rhai
+                        // did not check (see data_check.rs).
+                        self.check_own_size(obj, op_info.position())?;
 
                         if let Some(mut new_val) = try_setter {
                             // Is this an op-assignment?
@@ -378,7 +390,8 @@ impl Engine {
                                     )?;
                                     // Replace new value
                                     new_val = val.take_or_clone();
-                                    self.check_data_size(&new_val, op_info.position())?;
+                                    // P2PD PATCH: own size only, in O(1) (see data_check.rs).
+                                    self.check_own_size(&new_val, op_info.position())?;
                                 }
                             }
 
@@ -487,7 +500,8 @@ impl Engine {
                             )?;
                             self.eval_op_assignment(global, caches, op_info, root, item, new_val)?;
                         }
-                        self.check_data_size(target.source(), op_info.position())?;
+                        // P2PD PATCH: own size only, in O(1) (see data_check.rs).
+                        self.check_own_size(target.source(), op_info.position())?;
                         Ok((Dynamic::UNIT, true))
                     }
                     // {xxx:map}.id

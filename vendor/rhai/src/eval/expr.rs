@@ -281,8 +281,11 @@ impl Engine {
             Expr::Array(x, ..) => {
                 let mut array = crate::Array::with_capacity(x.len());
 
+                // P2PD PATCH: the array's own length, and each item's nesting one level
+                // down (its own size was checked when it was made); see data_check.rs.
                 #[cfg(not(feature = "unchecked"))]
-                let mut total_data_sizes = (0, 0, 0);
+                self.throw_on_size((x.len(), 0, 0))
+                    .map_err(|err| err.fill_position(expr.position()))?;
 
                 for item_expr in &**x {
                     let value = self
@@ -290,17 +293,7 @@ impl Engine {
                         .flatten();
 
                     #[cfg(not(feature = "unchecked"))]
-                    if self.has_data_size_limit() {
-                        let val_sizes = crate::eval::calc_data_sizes(&value, true);
-
-                        total_data_sizes = (
-                            total_data_sizes.0 + val_sizes.0 + 1,
-                            total_data_sizes.1 + val_sizes.1,
-                            total_data_sizes.2 + val_sizes.2,
-                        );
-                        self.throw_on_size(total_data_sizes)
-                            .map_err(|err| err.fill_position(item_expr.position()))?;
-                    }
+                    self.check_nesting(&value, 1, item_expr.position())?;
 
                     array.push(value);
                 }
@@ -312,8 +305,11 @@ impl Engine {
             Expr::Map(x, ..) => {
                 let mut map = x.1.clone();
 
+                // P2PD PATCH: the map's own size, and each value's nesting one level down
+                // (its own size was checked when it was made); see data_check.rs.
                 #[cfg(not(feature = "unchecked"))]
-                let mut total_data_sizes = (0, 0, 0);
+                self.throw_on_size((0, map.len(), 0))
+                    .map_err(|err| err.fill_position(expr.position()))?;
 
                 for (key, value_expr) in &x.0 {
                     let value = self
@@ -321,16 +317,7 @@ impl Engine {
                         .flatten();
 
                     #[cfg(not(feature = "unchecked"))]
-                    if self.has_data_size_limit() {
-                        let delta = crate::eval::calc_data_sizes(&value, true);
-                        total_data_sizes = (
-                            total_data_sizes.0 + delta.0,
-                            total_data_sizes.1 + delta.1 + 1,
-                            total_data_sizes.2 + delta.2,
-                        );
-                        self.throw_on_size(total_data_sizes)
-                            .map_err(|err| err.fill_position(value_expr.position()))?;
-                    }
+                    self.check_nesting(&value, 1, value_expr.position())?;
 
                     *map.get_mut(key.as_str()).unwrap() = value;
                 }

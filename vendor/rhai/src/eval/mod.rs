@@ -20,9 +20,11 @@ pub use cache::FnResolutionCache;
 pub use cache::FnResolutionCacheEntry;
 #[cfg(not(feature = "unchecked"))]
 #[cfg(not(feature = "no_index"))]
+#[allow(unused_imports)] // P2PD PATCH: no longer used outside data_check.rs
 pub use data_check::calc_array_sizes;
 #[cfg(not(feature = "unchecked"))]
 #[cfg(any(not(feature = "no_index"), not(feature = "no_object")))]
+#[allow(unused_imports)] // P2PD PATCH: used by the grain VM only now
 pub use data_check::calc_data_sizes;
 #[cfg(feature = "debugging")]
 #[cfg(not(feature = "no_function"))]
@@ -77,6 +79,23 @@ mod unchecked {
             _: Position,
         ) -> RhaiResultOf<T> {
             Ok(value)
+        }
+
+        /// P2PD PATCH: no limits to check (see data_check.rs).
+        #[inline(always)]
+        pub(crate) const fn check_own_size(&self, _: &Dynamic, _: Position) -> RhaiResultOf<()> {
+            Ok(())
+        }
+
+        /// P2PD PATCH: no limits to check (see data_check.rs).
+        #[inline(always)]
+        pub(crate) const fn check_nesting(
+            &self,
+            _: &Dynamic,
+            _: usize,
+            _: Position,
+        ) -> RhaiResultOf<()> {
+            Ok(())
         }
     }
 }

@@ -129,6 +129,10 @@ impl Engine {
         let pos = op_info.position();
 
         if let Some((hash_x, hash, op_x, op_x_str, op, op_str)) = op_info.get_op_assignment_info() {
+            // P2PD PATCH: `a += x` may put `x` into `a`, one level down (see data_check.rs).
+            #[cfg(not(feature = "unchecked"))]
+            self.check_nesting(&new_val, 1, pos)?;
+
             let lock_guard = &mut *target.as_mut().write_lock::<Dynamic>().unwrap();
             let mut done = false;
 
@@ -170,7 +174,8 @@ impl Engine {
                     Err(err) => return Err(err),
                 }
 
-                self.check_data_size(&*args[0], root.position())?;
+                // P2PD PATCH: its own size only, in O(1); what went in was checked above.
+                self.check_own_size(&*args[0], root.position())?;
             }
         } else {
             // Normal assignment

@@ -938,15 +938,14 @@ pub fn get_builtin_op_assignment_fn(op: &Token, x: &Dynamic, y: &Dynamic) -> Opt
                         return Ok(Dynamic::UNIT);
                     }
 
-                    #[cfg(not(feature = "unchecked"))]
-                    if !args[0].as_array_ref().unwrap().is_empty() {
-                        _ctx.unwrap().engine().check_data_size(
-                            &*args[0].read_lock().unwrap(),
-                            crate::Position::NONE,
-                        )?;
-                    }
-
                     let array = &mut *args[0].as_array_mut().unwrap();
+
+                    // P2PD PATCH: the array's own length once appended to, in O(1) (Rhai
+                    // measured it, recursively, before; see data_check.rs).
+                    #[cfg(not(feature = "unchecked"))]
+                    _ctx.unwrap()
+                        .engine()
+                        .throw_on_size((array.len() + x.len(), 0, 0))?;
 
                     append(array, x);
 
@@ -1064,10 +1063,11 @@ pub fn get_builtin_op_assignment_fn(op: &Token, x: &Dynamic, y: &Dynamic) -> Opt
                         push(array, x);
                     }
 
+                    // P2PD PATCH: own size only, in O(1) (see data_check.rs).
                     #[cfg(not(feature = "unchecked"))]
                     _ctx.unwrap()
                         .engine()
-                        .check_data_size(&*args[0].read_lock().unwrap(), crate::Position::NONE)?;
+                        .check_own_size(&args[0], crate::Position::NONE)?;
 
                     Ok(Dynamic::UNIT)
                 },

@@ -261,6 +261,12 @@ impl Engine {
                     })?
                     .clone();
 
+                // P2PD PATCH: a curried argument goes one level down (see data_check.rs).
+                #[cfg(not(feature = "unchecked"))]
+                for arg in call_args.iter() {
+                    self.check_nesting(arg, 1, pos)?;
+                }
+
                 // Append the new curried arguments to the existing list.
                 fn_ptr.extend(call_args.iter_mut().map(std::mem::take));
 
@@ -584,6 +590,9 @@ impl Engine {
                 for expr in args_expr {
                     let (value, ..) =
                         self.get_arg_value(global, caches, scope, this_ptr.as_deref_mut(), expr)?;
+                    // P2PD PATCH: a curried argument goes one level down (see data_check.rs).
+                    #[cfg(not(feature = "unchecked"))]
+                    self.check_nesting(&value, 1, expr.position())?;
                     fn_ptr.add_curry(value);
                 }
 

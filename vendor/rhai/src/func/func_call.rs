@@ -602,6 +602,16 @@ impl Engine {
                 );
             }
 
+            // P2PD PATCH: what a call that changes its first argument in place (`push`,
+            // `insert`, `+=`, `pad`...) may put into it must fit one level down; measured
+            // before the call, which consumes the arguments (see data_check.rs).
+            #[cfg(not(feature = "unchecked"))]
+            if is_ref_mut && is_method && !func.is_pure() {
+                for arg in args.iter().skip(1) {
+                    self.check_nesting(arg, 1, pos)?;
+                }
+            }
+
             // Run external function
             let context = func
                 .has_context()
@@ -650,9 +660,10 @@ impl Engine {
             let result = _result?;
 
             // Check the data size of any `&mut` object, which may be changed.
+            // P2PD PATCH: its own size only, in O(1); what went into it was checked above.
             #[cfg(not(feature = "unchecked"))]
             if is_ref_mut && !args.is_empty() {
-                self.check_data_size(&*args[0], pos)?;
+                self.check_own_size(&*args[0], pos)?;
             }
 
             // See if the function match print/debug (which requires special processing)

@@ -267,12 +267,9 @@ pub mod array_functions {
         // Check if array will be over max size limit
         #[cfg(not(feature = "unchecked"))]
         if _ctx.engine().max_array_size() > 0 {
-            let pad = len - array.len();
-            let (a, m, s) = crate::eval::calc_array_sizes(array);
-            let (ax, mx, sx) = crate::eval::calc_data_sizes(&item, true);
-
-            _ctx.engine()
-                .throw_on_size((a + pad + ax * pad, m + mx * pad, s + sx * pad))?;
+            // P2PD PATCH: the array's own length; each copy of `item` is its own value,
+            // its nesting checked when passed (see data_check.rs).
+            _ctx.engine().throw_on_size((len, 0, 0))?;
         }
 
         array.resize(len, item);

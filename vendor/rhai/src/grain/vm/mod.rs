@@ -7,9 +7,6 @@ use crate::ast::Expr;
 #[cfg(not(feature = "no_closure"))]
 use crate::engine::KEYWORD_IS_SHARED;
 use crate::engine::{KEYWORD_FN_PTR_CALL, KEYWORD_FN_PTR_CURRY};
-#[cfg(not(feature = "unchecked"))]
-#[cfg(not(all(feature = "no_index", feature = "no_object")))]
-use crate::eval::calc_data_sizes;
 use crate::eval::{Caches, GlobalRuntimeState};
 use crate::func::{get_builtin_binary_op_fn, get_builtin_op_assignment_fn};
 use crate::packages::string_basic::print_with_func_raw;
@@ -1384,6 +1381,9 @@ impl<'e> Vm<'e> {
                                 .make_type_mismatch_err::<FnPtr>(target.type_name(), step_pos)
                         })?;
                         for arg in args {
+                            // P2PD PATCH: one level down (see eval/data_check.rs).
+                            #[cfg(not(feature = "unchecked"))]
+                            self.engine.check_nesting(arg, 1, step_pos)?;
                             pointer.add_curry(arg.clone());
                         }
                         let out = pointer.into();
@@ -3469,6 +3469,7 @@ impl<'e> Vm<'e> {
             if self.engine.max_string_size() == 0
                 && self.engine.max_array_size() == 0
                 && self.engine.max_map_size() == 0
+                && self.engine.max_nesting() == 0
             {
                 return Ok(());
             }
@@ -3478,7 +3479,9 @@ impl<'e> Vm<'e> {
                 .last()
                 .ok_or_else(|| malformed("size check with no element".to_string()))?;
 
-            let delta = calc_data_sizes(value, true);
+            // P2PD PATCH: a literal counts its own items and entries, and each one's
+            // nesting one level down, as eval/expr.rs does (see eval/data_check.rs).
+            self.engine.check_nesting(value, 1, pos)?;
 
             let total = self
                 .sizes
@@ -3486,9 +3489,9 @@ impl<'e> Vm<'e> {
                 .ok_or_else(|| malformed("size check outside a literal".to_string()))?;
 
             *total = (
-                total.0 + delta.0 + usize::from(!map),
-                total.1 + delta.1 + usize::from(map),
-                total.2 + delta.2,
+                total.0 + usize::from(!map),
+                total.1 + usize::from(map),
+                total.2,
             );
 
             self.engine
@@ -4640,6 +4643,11 @@ impl<'e> Vm<'e> {
                             self.engine
                                 .make_type_mismatch_err::<FnPtr>(self.stack[at].type_name(), pos())
                         })?;
+                    // P2PD PATCH: one level down (see eval/data_check.rs).
+                    #[cfg(not(feature = "unchecked"))]
+                    for value in &self.stack[at + 1..] {
+                        self.engine.check_nesting(value, 1, pos())?;
+                    }
                     for value in self.stack.drain(at + 1..) {
                         pointer.add_curry(value);
                     }
