@@ -2,10 +2,9 @@
 //! script can be stopped with an error before an allocation fails: in Rust a failed
 //! allocation aborts the process, which no error handling can catch.
 //!
-//! Rhai's own size limits cannot do this job cheaply: with any of them set, every method
-//! call that takes an array or map by reference (`a.push(x)`) walks the whole value to
-//! measure it, so building an array of n items costs O(n^2) (100,000 pushes took 13.7 s).
-//! Counting allocations costs a thread-local add per allocation instead.
+//! Rhai's size limits cannot do this job: they bound each string, array and map on its
+//! own (see `vendor/rhai/P2PD-PATCHES.md`), not what many of them add up to. Counting
+//! allocations costs a thread-local add per allocation.
 //!
 //! Each thread adds its allocations to a counter of its own and moves it into the shared
 //! total once it is [`FLUSH`] bytes off, so threads do not fight over one cache line; the

@@ -35,7 +35,7 @@ Examples:
   p2pd-repl --stun-list FILE         use a server list (format of data/stun_servers.txt)
   p2pd-repl --limit memory=4000000000 script.rhai
                                      raise a limit (memory, call_depth, operations, string,
-                                     array, map; see limits() in the shell)
+                                     array, map, nesting; see limits() in the shell)
   p2pd-repl stun-server 127.0.0.1:3478 127.0.0.2:3479
                                      run the built-in RFC 5780 STUN server
                                      (--tcp-timeout SECS, --max-connections N)
@@ -64,8 +64,8 @@ struct Args {
     #[arg(long = "stun-list", value_name = "FILE")]
     stun_list: Option<PathBuf>,
 
-    /// Raise or lower one of the engine's limits: string, array, map, call_depth or
-    /// operations (repeatable; e.g. --limit string=200000000).
+    /// Raise or lower one of the engine's limits: memory, string, array, map, nesting,
+    /// call_depth or operations (repeatable; e.g. --limit string=500000000).
     #[arg(long = "limit", value_name = "NAME=N")]
     limit: Vec<String>,
 

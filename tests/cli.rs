@@ -45,14 +45,29 @@ fn script_error_exits_one_with_file_line_col_and_caret() {
 
 #[test]
 fn runaway_scripts_end_in_errors_not_aborts() {
-    // With the default limits, as a user runs it: the string doubles past 1 GiB of heap.
-    let out = run(&["-e", r#"let s = "x"; loop { s += s; }"#]);
+    // With the default limits, as a user runs it: the string passes its own limit first.
+    let doubling = r#"let s = "x"; loop { s += s; }"#;
+    let out = run(&["-e", doubling]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("string grew past the limit of 268435456 bytes"),
+        "{err}"
+    );
+    assert!(err.contains("--limit string=N"), "{err}");
+    // Without it, the heap passes 1 GiB.
+    let out = run(&["--limit", "string=0", "-e", doubling]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("memory limit of 1073741824 bytes"), "{err}");
     assert!(err.contains("--limit memory=N"), "{err}");
-    // One call asking for 10 GB is refused before it allocates.
-    let out = run(&["-e", r#"let s = ""; s.pad(10000000000, "x");"#]);
+    // One call asking for 10 GB is refused before it allocates, by the string limit or,
+    // without it, the memory limit.
+    let pad = r#"let s = ""; s.pad(10000000000, "x");"#;
+    let out = run(&["-e", pad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("limit of 268435456 bytes"));
+    let out = run(&["--limit", "string=0", "-e", pad]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("memory limit"));
     // Recursion deeper than the stack allows, even with the call depth limit raised.
@@ -63,6 +78,86 @@ fn runaway_scripts_end_in_errors_not_aborts() {
     let out = run(&["-e", deep]);
     assert!(text(&out.stderr).contains("call depth limit of 256"));
     assert!(text(&out.stderr).contains("--limit call_depth=N"));
+}
+
+/// Runs `code` in the script and in a task (a fiber, on a 2 MiB stack in a release build);
+/// both must end with exit code 1 and a message containing `expected`, never in an abort
+/// (a signal, no exit code).
+fn fails_in_script_and_task(args: &[&str], code: &str, expected: &str) {
+    for code in [
+        code.to_string(),
+        format!("await create_task(|| {{ {code} }})"),
+    ] {
+        let out = run(&[args, &["-e", &code]].concat());
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{code}: {err}");
+        assert!(err.contains(expected), "{code}: {err}");
+    }
+}
+
+#[test]
+fn values_put_into_themselves_end_at_the_nesting_limit_not_in_a_stack_overflow() {
+    // Without the limit, each of these ends in a stack overflow (an abort) when the value
+    // is cloned, printed or dropped, or at the end of the input.
+    for code in [
+        "let a = []; for i in 0..2000000 { a = [a]; }",
+        "let m = #{}; loop { m = #{inner: m}; }",
+        "let a = []; loop { let t = []; t.push(a); a = t; }",
+        "let a = [0]; loop { a[0] = a; }",
+        "let m = #{}; loop { m.x = m; }",
+        "let a = [[0]]; loop { a[0][0] = a; }",
+        "let a = []; loop { let t = [1]; t.insert(0, a); a = t; }",
+        r#"let f = Fn("g"); loop { f = Fn("g").curry(f); }"#,
+        // Closures capturing closures: each holds the last through a shared variable.
+        "let k = |x| x; loop { let prev = k; k = |x| prev.call(x + 1); }",
+    ] {
+        fails_in_script_and_task(&[], code, "nesting limit of 256 levels, its most");
+    }
+    // A lower limit is named with how to raise it again.
+    fails_in_script_and_task(
+        &["--limit", "nesting=10"],
+        "let a = []; loop { a = [a]; }",
+        "nesting limit of 10 levels: raise it with limits(#{nesting: N})",
+    );
+    // Doubling (`[a, a]`) runs into the memory limit first, and the value is dropped.
+    fails_in_script_and_task(
+        &["--limit", "memory=100000000"],
+        "let a = []; loop { a = [a, a]; }",
+        "memory limit of 100000000 bytes",
+    );
+}
+
+#[test]
+fn the_deepest_value_allowed_can_be_copied_printed_compared_and_dropped() {
+    let build = "let a = []; for i in 1..256 { a = [a]; }";
+    let ops = "let b = a; print(a == b); print(a.to_string().len()); print(`${a}`.len()); \
+               debug(a.len()); print(#{inner: a[0]}.to_json().len());";
+    for code in [
+        format!("{build} {ops}"),
+        format!("await create_task(|| {{ {build} {ops} }})"),
+    ] {
+        let out = run(&["-e", &code]);
+        assert_eq!(out.status.code(), Some(0), "{code}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "true\n512\n512\n1\n520\n", "{code}");
+    }
+    // Deep in calls in a task, where little of its stack is left: printing may fall back
+    // to Rhai's own formatting near the end of the stack, and comparing may stop with the
+    // task's stack error, but the process lives.
+    let code = format!(
+        "fn f(n, a) {{ if n == 0 {{ print(a.to_string().len()); print(a == a); }} else {{ f(n - 1, a) }} }} \
+         await create_task(|| {{ {build} f(240, a) }}); print(\"done\")"
+    );
+    let out = run(&["-e", &code]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stdout.starts_with("512\n"), "{stdout} {stderr}");
+    match out.status.code() {
+        Some(0) => assert_eq!(stdout, "512\ntrue\ndone\n"),
+        Some(1) => assert!(
+            stderr.contains("calls in this task nest too deeply"),
+            "{stderr}"
+        ),
+        other => panic!("exit {other:?}: {stderr}"),
+    }
 }
 
 #[test]
@@ -79,6 +174,9 @@ fn limit_flags_are_checked() {
     assert!(text(&out.stderr).contains("a string grew past the limit of 1000 bytes"));
     let out = run(&["--limit", "operations=1000", "-e", "loop { }"]);
     assert!(text(&out.stderr).contains("more than the limit of 1000 operations"));
+    let out = run(&["--limit", "nesting=300", "-e", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("limit nesting must be in 1..=256"));
 }
 
 #[test]

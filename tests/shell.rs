@@ -145,7 +145,8 @@ fn interrupt_cancels_an_await_quickly_and_keeps_the_scope() {
 fn limits_change_from_the_next_input_and_name_themselves() {
     let mut s = shell();
     assert_eq!(s.echo("limits().memory"), (1_i64 << 30).to_string());
-    assert_eq!(s.echo("limits().string"), "0");
+    assert_eq!(s.echo("limits().string"), (256_i64 << 20).to_string());
+    assert_eq!(s.echo("limits().nesting"), "256");
     s.echo("limits(#{string: 1000, map: 10});");
     let e = s.error(r#"let t = "x"; loop { t += t; }"#);
     assert!(
@@ -158,20 +159,46 @@ fn limits_change_from_the_next_input_and_name_themselves() {
         e.starts_with("bytes grew past the string limit of 1000"),
         "{e}"
     );
-    // Rhai measures a map when it is used, not at each indexed assignment.
-    let e = s.error("let m = #{}; for i in 0..20 { m[`${i}`] = i; } m.len()");
+    // A map is measured at each indexed assignment, a value on its own: nested maps have
+    // their own entries.
+    let e = s.error("let m = #{}; for i in 0..20 { m[`${i}`] = i; }");
     assert!(e.contains("limit of 10 entries"), "{e}");
+    assert_eq!(
+        s.echo("let m = #{}; for i in 0..10 { m[`${i}`] = #{a: 1, b: 2}; } m.len()"),
+        "10"
+    );
     assert!(s.error("limits(#{strnig: 5})").contains("unknown limit"));
     assert!(
         s.error(r#"limits(#{string: "big"})"#)
             .contains("must be an integer")
     );
-    s.echo("limits(#{string: 0, map: 0});");
-    s.echo(r#"let t = "x"; for i in 0..12 { t += t; } t.len()"#);
+    // An array's limit counts its own items; a blob's, its bytes.
+    s.echo("limits(#{array: 3});");
+    assert_eq!(
+        s.echo("let a = [[1, 2], [3, 4]]; a.push([5, 6]); a.len()"),
+        "3"
+    );
+    let e = s.error("a.push([])");
+    assert!(
+        e.contains("limit of 3 items") && e.contains("limits(#{array: N})"),
+        "{e}"
+    );
+    assert!(s.error("blob(4)").contains("limit of 3 items"));
+    // 0 is no limit.
+    s.echo("limits(#{string: 0, map: 0, array: 0});");
+    assert_eq!(
+        s.echo(r#"let t = "x"; for i in 0..12 { t += t; } t.len()"#),
+        "4096"
+    );
+    assert_eq!(
+        s.echo("let m = #{}; for i in 0..20 { m[`${i}`] = i; } m.len()"),
+        "20"
+    );
+    assert_eq!(s.echo("a.push([]); a.len()"), "4");
 }
 
 #[test]
-fn pad_and_blob_behave_as_rhai_s_and_check_the_memory_limit_first() {
+fn pad_and_blob_behave_as_rhai_s_and_check_the_limits_first() {
     let mut s = shell();
     assert_eq!(s.echo(r#"let t = "ab"; t.pad(5, "xy"); t"#), "\"abxyx\"");
     assert_eq!(s.echo(r#"let t = "é"; t.pad(3, '€'); t"#), "\"é€€\"");
@@ -182,13 +209,20 @@ fn pad_and_blob_behave_as_rhai_s_and_check_the_memory_limit_first() {
         "[ffff0707]"
     );
     assert_eq!(s.echo("blob(-1).len()"), "0");
-    for huge in [
+    let huge = [
         r#"let t = ""; t.pad(10000000000, "x");"#,
         "let a = []; a.pad(10000000000, 1);",
         "blob(10000000000)",
         "let b = blob(0); b.pad(10000000000, 0);",
-    ] {
-        assert!(s.error(huge).contains("memory limit"), "{huge}");
+    ];
+    // The size limits refuse first; without them, the memory limit does.
+    for code in huge {
+        let e = s.error(code);
+        assert!(e.contains("grew past the limit of"), "{code}: {e}");
+    }
+    s.echo("limits(#{string: 0, array: 0});");
+    for code in huge {
+        assert!(s.error(code).contains("memory limit"), "{code}");
     }
 }
 

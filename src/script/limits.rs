@@ -1,15 +1,21 @@
 //! The engine's limits: how much heap the process may hold while a script runs, how
-//! deep functions may nest, how many operations one input may run, and (off unless asked
-//! for) how long a string and how large an array or map may grow. Without the memory
-//! limit `let s = "x"; loop { s += s; }` ends in a failed allocation, which aborts the
-//! process; with it, it ends in a script error that names the limit and how to raise it,
-//! and the REPL keeps its variables.
+//! deep functions may nest, how many operations one input may run, how long a string and
+//! how large an array or map may grow, and how deep arrays and maps may nest. Without
+//! them `let s = "x"; loop { s += s; }` ends in a failed allocation and
+//! `loop { a = [a] }` in a stack overflow when the value is dropped, both of which abort
+//! the process; with them, each ends in a script error that names the limit and how to
+//! raise it, and the REPL keeps its variables.
 //!
 //! The memory limit is checked before every operation (`on_progress`, with the count kept
 //! by `crate::heap`) and, for the few built-ins that allocate by a size argument
-//! (`pad`, `blob(n)`), before they allocate (`sized.rs`). Rhai's own string, array and
-//! map limits are offered but off by default: with any of them on, every `a.push(x)`
-//! measures the whole array, so building n items costs O(n^2).
+//! (`pad`, `blob(n)`), before they allocate (`sized.rs`). The size limits are Rhai's,
+//! as patched in `vendor/rhai` (see its `P2PD-PATCHES.md`): they hold for each string,
+//! array, blob and map on its own, checked in O(1) after each change (Rhai measured the
+//! whole value, nested ones included, so n pushes cost O(n^2)); what nested values add
+//! up to is the memory limit's business. The nesting limit is checked on what is put
+//! into an array or map, so it costs no more than copying that value in: dropping,
+//! cloning and printing a value recurse once per level, on a stack that must hold the
+//! deepest value anywhere a script runs (see [`MAX_NESTING`]).
 //!
 //! Limits change with `--limit NAME=N` or, from the next input on, `limits(#{NAME: N})`:
 //! Rhai reads its limits from the engine, which a running input cannot change. Messages
@@ -34,42 +40,62 @@ pub struct Limits {
     /// limit. Off by default: a script serving a pipe in a loop runs for days, and Ctrl-C
     /// already stops a runaway loop.
     pub operations: u64,
-    /// Longest string, in bytes (bytes values obey it too); 0 = no limit (the default).
+    /// Longest string, in bytes (bytes values obey it too); 0 = no limit.
     pub string: usize,
-    /// Most items in an array, nested arrays and maps included, a blob counting its bytes;
-    /// 0 = no limit (the default).
+    /// Most items in one array (those of arrays inside it are theirs), or bytes in one
+    /// blob; 0 = no limit.
     pub array: usize,
-    /// Most entries in a map, nested ones included; 0 = no limit (the default).
+    /// Most entries in one map; 0 = no limit.
     pub map: usize,
+    /// Deepest nesting of arrays, maps and curried function pointers (`[]` is 1 deep,
+    /// `[[]]` 2), in 1..=[`MAX_NESTING`].
+    pub nesting: usize,
 }
 
+/// The sizes a single value may reach by default: each about a quarter of the default
+/// memory limit at most (a string of 256 MiB; 16 Mi array items of 16 bytes, 256 MiB; 1 Mi
+/// map entries, 90 MiB with short keys), so a value growing without end names itself
+/// before the heap as a whole runs out, with room for the copy that growing it makes.
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             memory: 1 << 30,
             call_depth: 256,
             operations: 0,
-            string: 0,
-            array: 0,
-            map: 0,
+            string: 256 << 20,
+            array: 16 << 20,
+            map: 1 << 20,
+            nesting: MAX_NESTING,
         }
     }
 }
 
 /// The names, in the order `limits()` shows them.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 7] = [
     "memory",
     "call_depth",
     "operations",
     "string",
     "array",
     "map",
+    "nesting",
 ];
 
 /// Deepest call nesting `call_depth` may be set to. Deep nesting cannot overflow the
 /// stack whatever this says (see [`check_progress`]), but each level costs stack and
 /// time, and past this no script is being reasonable.
 pub const MAX_CALL_DEPTH: usize = 100_000;
+
+/// Deepest nesting `nesting` may be set to, and its default. Dropping, cloning, printing
+/// and serialising a value recurse once per level on the native stack, and a drop cannot
+/// stop with an error, so the deepest value must fit in the least stack a script may be
+/// left with: a task's 128 KiB reserve (its fiber stops there, `sched::fiber`) in an
+/// optimised build, 512 KiB in a debug one. A level costs up to about 360 bytes optimised
+/// (cloning a map) and 1.5 KiB in a debug build (serialising one; figures from
+/// `examples/nesting_stack.rs`), so 256 levels take at most 90 KiB and 384 KiB. Comparing
+/// (`==`) recurses through the engine, whose stack guard stops it with an error. And 256
+/// is deeper than data a script is likely to need (serde_json refuses past 128).
+pub const MAX_NESTING: usize = 256;
 
 impl Limits {
     /// Sets one limit by name, checking the value.
@@ -93,6 +119,15 @@ impl Limits {
                     ));
                 }
                 self.call_depth = depth;
+            }
+            "nesting" => {
+                let depth = size(value)?;
+                if !(1..=MAX_NESTING).contains(&depth) {
+                    return Err(format!(
+                        "limit nesting must be in 1..={MAX_NESTING} (deeper values could overflow a task's stack when copied, printed or dropped), got {depth}"
+                    ));
+                }
+                self.nesting = depth;
             }
             other => {
                 return Err(format!(
@@ -131,6 +166,7 @@ impl Limits {
             "array" => self.array as u64,
             "map" => self.map as u64,
             "call_depth" => self.call_depth as u64,
+            "nesting" => self.nesting as u64,
             _ => self.operations,
         }
     }
@@ -154,6 +190,7 @@ impl Limits {
             .set_max_string_size(self.string)
             .set_max_array_size(self.array)
             .set_max_map_size(self.map)
+            .set_max_nesting(self.nesting)
             .set_max_call_levels(self.call_depth)
             .set_max_operations(self.operations);
         self.put_in_force();
@@ -255,6 +292,10 @@ pub fn check_alloc(bytes: usize) -> Result<(), Box<EvalAltResult>> {
     Ok(())
 }
 
+/// What the patched Rhai's `ErrorDataTooLarge` calls a value put too deep into arrays,
+/// maps or curried function pointers (`vendor/rhai/src/eval/data_check.rs`).
+const NESTED_TOO_DEEP: &str = "Nesting of arrays/object maps";
+
 /// What Rhai's `ErrorDataTooLarge` calls bytes that outgrew the string limit; raised by
 /// [`check_bytes`], which Rhai cannot do for a custom type.
 const BYTES_TOO_LONG: &str = "Length of bytes";
@@ -313,14 +354,24 @@ pub fn describe(err: &EvalAltResult) -> Option<String> {
                 raise("string")
             ),
             "Size of array/BLOB" | "Size of BLOB" => format!(
-                "an array or blob grew past the limit of {} items (a blob counts its bytes, nested arrays count too): {}",
+                "an array grew past the limit of {} items (a blob: bytes): {}",
                 l.array,
                 raise("array")
             ),
             "Size of object map" => format!(
-                "a map grew past the limit of {} entries (nested maps count too): {}",
+                "a map grew past the limit of {} entries: {}",
                 l.map,
                 raise("map")
+            ),
+            NESTED_TOO_DEEP if l.nesting < MAX_NESTING => format!(
+                "arrays and maps nested deeper than the nesting limit of {} levels: {} (at most {MAX_NESTING})",
+                l.nesting,
+                raise("nesting")
+            ),
+            NESTED_TOO_DEEP => format!(
+                "arrays and maps nested deeper than the nesting limit of {MAX_NESTING} levels, \
+                 its most (deeper values could overflow a task's stack when copied, printed or \
+                 dropped): keep the data flatter, e.g. a list of rows or a map of ids"
             ),
             _ => return None,
         },
@@ -346,7 +397,7 @@ const LIMITS: Help = Help::function(
     "shell",
     &[
         "limits()",
-        "limits(#{memory: N, call_depth: N, operations: N, string: N, array: N, map: N})",
+        "limits(#{memory: N, call_depth: N, operations: N, string: N, array: N, map: N, nesting: N})",
     ],
     "The engine's limits (0 = none); with a map, change some of them from the next input on (or start with --limit NAME=N).",
     "limits(#{memory: 2000000000}); limits().memory",
@@ -437,9 +488,37 @@ mod tests {
         assert!(check_bytes(&engine, 1001).is_err() && check_bytes(&engine, 1000).is_ok());
         Limits::default().apply(&mut engine);
         assert!(
-            check_bytes(&engine, usize::MAX).is_ok(),
-            "no string limit by default"
+            check_bytes(&engine, 256 << 20).is_ok()
+                && check_bytes(&engine, (256 << 20) + 1).is_err()
         );
+        Limits {
+            string: 0,
+            ..Limits::default()
+        }
+        .apply(&mut engine);
+        assert!(check_bytes(&engine, usize::MAX).is_ok(), "0 is no limit");
+        Limits::default().apply(&mut engine);
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_its_errors_say_so() {
+        let mut l = Limits::default();
+        assert_eq!(l.nesting, MAX_NESTING);
+        assert!(l.set("nesting", 0).unwrap_err().contains("1..=256"));
+        assert!(l.set("nesting", 257).unwrap_err().contains("1..=256"));
+        l.set_flag("nesting=8").unwrap();
+        let mut engine = Engine::new();
+        l.apply(&mut engine);
+        let err = engine.run("let a = []; loop { a = [a]; }").unwrap_err();
+        let text = describe(&err).unwrap();
+        assert!(
+            text.contains("nesting limit of 8 levels") && text.contains("limits(#{nesting: N})"),
+            "{text}"
+        );
+        Limits::default().apply(&mut engine);
+        let err = engine.run("let a = []; loop { a = [a]; }").unwrap_err();
+        let text = describe(&err).unwrap();
+        assert!(text.contains("limit of 256 levels, its most"), "{text}");
     }
 
     #[test]
@@ -465,7 +544,8 @@ mod tests {
     fn the_stack_is_measured_on_this_thread() {
         let left = stack_left().expect("a thread's own stack is known");
         fn deeper(n: usize) -> usize {
-            let pad = [n as u8; 4096];
+            // Kept on the stack in an optimised build too, which would drop an unused array.
+            let pad = std::hint::black_box([n as u8; 4096]);
             if n == 0 {
                 stack_left().unwrap_or(0) + usize::from(pad[0])
             } else {
