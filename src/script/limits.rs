@@ -97,6 +97,17 @@ pub const MAX_CALL_DEPTH: usize = 100_000;
 /// is deeper than data a script is likely to need (serde_json refuses past 128).
 pub const MAX_NESTING: usize = 256;
 
+/// A depth limit, which cannot be off: `value` must be in 1..=max.
+fn within_max(name: &str, value: usize, max: usize, why: &str) -> Result<usize, String> {
+    if (1..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!(
+            "limit {name} must be in 1..={max} ({why}), got {value}"
+        ))
+    }
+}
+
 impl Limits {
     /// Sets one limit by name, checking the value.
     pub fn set(&mut self, name: &str, value: i64) -> Result<(), String> {
@@ -112,22 +123,20 @@ impl Limits {
             "map" => self.map = size(value)?,
             "operations" => self.operations = size(value)? as u64,
             "call_depth" => {
-                let depth = size(value)?;
-                if !(1..=MAX_CALL_DEPTH).contains(&depth) {
-                    return Err(format!(
-                        "limit call_depth must be in 1..={MAX_CALL_DEPTH} (deeper would overflow the thread's stack), got {depth}"
-                    ));
-                }
-                self.call_depth = depth;
+                self.call_depth = within_max(
+                    name,
+                    size(value)?,
+                    MAX_CALL_DEPTH,
+                    "deeper would overflow the thread's stack",
+                )?;
             }
             "nesting" => {
-                let depth = size(value)?;
-                if !(1..=MAX_NESTING).contains(&depth) {
-                    return Err(format!(
-                        "limit nesting must be in 1..={MAX_NESTING} (deeper values could overflow a task's stack when copied, printed or dropped), got {depth}"
-                    ));
-                }
-                self.nesting = depth;
+                self.nesting = within_max(
+                    name,
+                    size(value)?,
+                    MAX_NESTING,
+                    "deeper values could overflow a task's stack when copied, printed or dropped",
+                )?;
             }
             other => {
                 return Err(format!(
